@@ -1,0 +1,107 @@
+"""assistant_flow: Kustomer conversational assistants, with every message right on the wire.
+
+A :class:`Flow` tracks each conversation through the assistant lifecycle (``init``,
+``in_assistant``, ``ended``) and fills in what Kustomer's ``sendMessage`` needs:
+``isInAssistantMode`` while the assistant runs, ``initAssistantPayload`` on the first reply,
+``payload`` for a quick reply and ``lastDeflection`` after a knowledge-base deflection.
+
+    >>> from assistant_flow import Flow, MemoryTransport
+    >>> transport = MemoryTransport()
+    >>> conv = Flow(transport=transport).conversation("conv_1")
+    >>> conv.start_assistant({"assistant": "a1", "dialog": "d1", "node": "n1"})
+    >>> conv.send_message(body="Hi").message_id
+    'msg_1'
+    >>> transport.sent[0]["isInAssistantMode"], "initAssistantPayload" in transport.sent[0]
+    (True, True)
+"""
+
+from ._conversation import RECORD_FORMAT, ConversationRecord
+from ._events import KUSTOMER_EVENTS
+from ._exceptions import (
+    AssistantFlowError,
+    ConfigurationError,
+    ConflictError,
+    CorruptRecordError,
+    InvalidInputError,
+    LockTimeoutError,
+    StoreError,
+    TransitionError,
+    TransportError,
+    UnknownArticleError,
+    UnknownChoiceError,
+    UnknownEventError,
+)
+from ._flow import AsyncConversationHandle, AsyncFlow, ConversationHandle, Flow
+from ._logging import redact_secrets
+from ._machine import State
+from ._messages import (
+    Attachment,
+    DeflectionArticle,
+    InitAssistantPayload,
+    InitAssistantResponse,
+    InitialMessage,
+    LastDeflection,
+    ReceivedMessage,
+    SendMessageOptions,
+    SentMessage,
+)
+from ._templates import (
+    Choice,
+    DeflectionTemplate,
+    MllNode,
+    MllTemplate,
+    QuickRepliesTemplate,
+    QuickReplyAction,
+    TextTemplate,
+)
+from .stores import AsyncStore, MemoryStore, Store
+from .transports import AsyncTransport, MemoryTransport, Transport
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "KUSTOMER_EVENTS",
+    "RECORD_FORMAT",
+    "AssistantFlowError",
+    "AsyncConversationHandle",
+    "AsyncFlow",
+    "AsyncStore",
+    "AsyncTransport",
+    "Attachment",
+    "Choice",
+    "ConfigurationError",
+    "ConflictError",
+    "ConversationHandle",
+    "ConversationRecord",
+    "CorruptRecordError",
+    "DeflectionArticle",
+    "DeflectionTemplate",
+    "Flow",
+    "InitAssistantPayload",
+    "InitAssistantResponse",
+    "InitialMessage",
+    "InvalidInputError",
+    "LastDeflection",
+    "LockTimeoutError",
+    "MemoryStore",
+    "MemoryTransport",
+    "MllNode",
+    "MllTemplate",
+    "QuickRepliesTemplate",
+    "QuickReplyAction",
+    "ReceivedMessage",
+    "SendMessageOptions",
+    "SentMessage",
+    "State",
+    "Store",
+    "StoreError",
+    "TextTemplate",
+    "TransitionError",
+    "Transport",
+    "TransportError",
+    "UnknownArticleError",
+    "UnknownChoiceError",
+    "UnknownEventError",
+    "__version__",
+    "redact_secrets",
+]

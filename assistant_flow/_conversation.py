@@ -1,0 +1,159 @@
+"""The conversation record: everything a flow remembers about one conversation.
+
+A record is small and immutable. A step never edits one; it returns a new record with the
+version one higher, and the store saves it only if the stored version is still the one that
+was loaded. Records travel as one JSON document (never pickle), so any store can hold them and
+a save replaces the whole conversation at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from ._exceptions import CorruptRecordError
+from ._machine import (
+    FIRST_REPLY_STATE,
+    INITIAL_STATE,
+    LEAF_STATES,
+    State,
+    assistant_mode_flag,
+    top_state,
+)
+from ._messages import DeflectionArticle, InitAssistantPayload
+from ._templates import Choice
+
+__all__ = ["RECORD_FORMAT", "ConversationRecord"]
+
+RECORD_FORMAT = 1
+"""The version of the JSON layout written by :meth:`ConversationRecord.to_dict`."""
+
+# Records loaded from JSON share these string objects instead of holding copies, which keeps
+# a million idle conversations small.
+_CANONICAL_STATES = {state: state for state in LEAF_STATES}
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRecord:
+    """One conversation's state, as a store holds it.
+
+    ``machine_state`` is the full lifecycle state (``in_assistant.conversing``);
+    ``init_payload`` is the ``initAssistantPayload`` still to be sent, present exactly while
+    the conversation awaits its first reply; ``choices`` are the quick replies or mll nodes
+    on offer; ``articles`` are the pending deflection with visit counts.
+    """
+
+    conversation_id: str
+    machine_state: str = INITIAL_STATE
+    version: int = 0
+    init_payload: InitAssistantPayload | None = None
+    choices: tuple[Choice, ...] = ()
+    articles: tuple[DeflectionArticle, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.machine_state not in _CANONICAL_STATES:
+            raise CorruptRecordError(
+                f"conversation {self.conversation_id!r}: unknown state {self.machine_state!r}; "
+                f"expected one of {', '.join(LEAF_STATES)}"
+            )
+        if (self.machine_state == FIRST_REPLY_STATE) != (self.init_payload is not None):
+            raise CorruptRecordError(
+                f"conversation {self.conversation_id!r}: an initAssistantPayload is pending "
+                f"exactly in state {FIRST_REPLY_STATE!r}, but the record is in "
+                f"{self.machine_state!r} with{'' if self.init_payload else 'out'} one"
+            )
+
+    @property
+    def state(self) -> State:
+        """The top-level lifecycle state."""
+        return top_state(self.machine_state)
+
+    @property
+    def awaiting_first_reply(self) -> bool:
+        """True while the next reply must carry ``initAssistantPayload``."""
+        return self.init_payload is not None
+
+    @property
+    def in_assistant_mode(self) -> bool | None:
+        """``isInAssistantMode`` for the next message; ``None`` means the field is left out."""
+        return assistant_mode_flag(self.machine_state)
+
+    # --- JSON ---------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as a JSON-ready dict; empty parts are left out."""
+        data: dict[str, Any] = {
+            "format": RECORD_FORMAT,
+            "conversationId": self.conversation_id,
+            "state": self.machine_state,
+            "version": self.version,
+        }
+        if self.init_payload is not None:
+            data["initAssistantPayload"] = self.init_payload.to_wire()
+        if self.choices:
+            data["choices"] = [[choice.display_text, choice.value] for choice in self.choices]
+        if self.articles:
+            data["articles"] = [article.to_wire() for article in self.articles]
+        return data
+
+    def to_json(self) -> str:
+        """The record as one compact JSON document."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ConversationRecord:
+        """Read a record written by :meth:`to_dict`; :class:`CorruptRecordError` otherwise."""
+        try:
+            if data.get("format") != RECORD_FORMAT:
+                raise CorruptRecordError(
+                    f"record format {data.get('format')!r} is not {RECORD_FORMAT}; "
+                    "it was written by another version of assistant_flow"
+                )
+            init = data.get("initAssistantPayload")
+            return cls(
+                conversation_id=_string(data["conversationId"], "conversationId"),
+                machine_state=_CANONICAL_STATES.get(data["state"], data["state"]),
+                version=_version(data["version"]),
+                init_payload=None if init is None else InitAssistantPayload.model_validate(init),
+                choices=tuple(
+                    Choice(_string(text, "choices"), _string(value, "choices"))
+                    for text, value in data.get("choices", ())
+                ),
+                articles=tuple(
+                    DeflectionArticle.model_validate(article)
+                    for article in data.get("articles", ())
+                ),
+            )
+        except CorruptRecordError:
+            raise
+        except (KeyError, TypeError, ValueError, ValidationError) as exc:
+            raise CorruptRecordError(
+                f"not a conversation record: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ConversationRecord:
+        """Read a record written by :meth:`to_json`."""
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise CorruptRecordError(f"stored record is not JSON: {exc}") from exc
+        if not isinstance(data, Mapping):
+            raise CorruptRecordError("stored record is not a JSON object")
+        return cls.from_dict(data)
+
+
+def _string(value: object, field: str) -> str:
+    if not isinstance(value, str):
+        raise CorruptRecordError(f"record field {field!r} must be a string")
+    return value
+
+
+def _version(value: object) -> int:
+    if type(value) is not int or value < 0:
+        raise CorruptRecordError("record field 'version' must be a non-negative integer")
+    return value

@@ -1,0 +1,373 @@
+"""Flow and AsyncFlow: the drivers that run the pure step between a store and a transport.
+
+Handling anything is one step::
+
+    lock(conversation) -> load record -> step(record, event) -> send message -> save record
+
+The record is saved only after the transport confirms the send, so a failed send leaves the
+conversation exactly as it was. The lock is taken before loading, so concurrent messages for
+one conversation queue up instead of both acting on the same old record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ._conversation import ConversationRecord
+from ._events import (
+    EndAssistant,
+    Event,
+    check_conversation_id,
+    choose,
+    kustomer_event,
+    receive,
+    reply,
+    start_assistant,
+    visit_article,
+)
+from ._exceptions import AssistantFlowError, ConfigurationError, TransportError
+from ._logging import Logger, get_logger
+from ._machine import State
+from ._messages import Attachment, InitAssistantResponse, ReceivedMessage, SentMessage
+from ._step import Outcome, step
+from .stores.base import AsyncStore, Store
+from .stores.memory import MemoryStore
+from .transports.base import AsyncTransport, Transport
+
+__all__ = ["AsyncConversationHandle", "AsyncFlow", "ConversationHandle", "Flow"]
+
+
+class Flow:
+    """Drives Kustomer conversations through the assistant lifecycle (blocking I/O).
+
+    ``transport`` delivers messages (a :class:`Transport`); ``store`` keeps each
+    conversation's record between calls (a :class:`Store`, in memory by default). ``logger``
+    replaces the structlog logger named ``assistant_flow``. A flow is cheap to share: all
+    state lives in the store, and calls for different conversations do not wait on each other.
+    """
+
+    def __init__(
+        self, transport: Transport, store: Store | None = None, *, logger: Logger | None = None
+    ) -> None:
+        _check_kind(transport, Transport, AsyncTransport, flow="Flow", role="transport")
+        store = MemoryStore() if store is None else store
+        _check_kind(store, Store, AsyncStore, flow="Flow", role="store")
+        self.transport = transport
+        self.store = store
+        self._log = get_logger() if logger is None else logger
+
+    def __repr__(self) -> str:
+        return f"Flow(transport={type(self.transport).__name__}, store={type(self.store).__name__})"
+
+    def conversation(self, conversation_id: str) -> ConversationHandle:
+        """A handle on one conversation. Creating it does no I/O; its state is in the store."""
+        return ConversationHandle(self, check_conversation_id(conversation_id))
+
+    def dispatch(self, event: str, payload: Mapping[str, Any] | None = None) -> None:
+        """Forward an event the Core SDK emitted, by its Kustomer name and payload.
+
+        ``onMessageReceived`` acts as :meth:`ConversationHandle.receive`, ``onAssistantEnded``
+        as :meth:`ConversationHandle.end_assistant`; the other Kustomer events are accepted
+        and change nothing. A name Kustomer does not use raises :class:`UnknownEventError`.
+        """
+        routed = kustomer_event(event, payload)
+        if routed is None:
+            self._log.debug("event_ignored", kustomer_event=event)
+            return
+        method, conversation_id = routed
+        handle = self.conversation(conversation_id)
+        if method == "receive":
+            handle.receive(payload or {})
+        else:
+            handle.end_assistant()
+
+    def _apply(self, conversation_id: str, event: Event) -> SentMessage | None:
+        log = self._log.bind(conversation_id=conversation_id)
+        with self.store.lock(conversation_id):
+            record = self.store.load(conversation_id) or ConversationRecord(conversation_id)
+            outcome = step(record, event)
+            sent = None
+            if outcome.message is not None:
+                try:
+                    sent = self.transport.send(outcome.message)
+                except AssistantFlowError as exc:
+                    _log_send_failed(log, outcome, exc)
+                    raise
+                except Exception as exc:
+                    _log_send_failed(log, outcome, exc)
+                    raise _transport_error(exc) from exc
+            if outcome.changed:
+                self.store.save(outcome.record, expected_version=record.version)
+        _log_outcome(log, outcome, sent)
+        return sent
+
+
+class AsyncFlow:
+    """The asyncio twin of :class:`Flow`: the same lifecycle, with ``await`` on every call.
+
+    Needs an :class:`AsyncTransport` and an :class:`AsyncStore` (in memory by default).
+    """
+
+    def __init__(
+        self,
+        transport: AsyncTransport,
+        store: AsyncStore | None = None,
+        *,
+        logger: Logger | None = None,
+    ) -> None:
+        _check_kind(transport, AsyncTransport, Transport, flow="AsyncFlow", role="transport")
+        store = MemoryStore() if store is None else store
+        _check_kind(store, AsyncStore, Store, flow="AsyncFlow", role="store")
+        self.transport = transport
+        self.store = store
+        self._log = get_logger() if logger is None else logger
+
+    def __repr__(self) -> str:
+        return (
+            f"AsyncFlow(transport={type(self.transport).__name__}, "
+            f"store={type(self.store).__name__})"
+        )
+
+    def conversation(self, conversation_id: str) -> AsyncConversationHandle:
+        """A handle on one conversation. Creating it does no I/O; its state is in the store."""
+        return AsyncConversationHandle(self, check_conversation_id(conversation_id))
+
+    async def dispatch(self, event: str, payload: Mapping[str, Any] | None = None) -> None:
+        """Forward a Kustomer Core SDK event; see :meth:`Flow.dispatch`."""
+        routed = kustomer_event(event, payload)
+        if routed is None:
+            self._log.debug("event_ignored", kustomer_event=event)
+            return
+        method, conversation_id = routed
+        handle = self.conversation(conversation_id)
+        if method == "receive":
+            await handle.receive(payload or {})
+        else:
+            await handle.end_assistant()
+
+    async def _apply(self, conversation_id: str, event: Event) -> SentMessage | None:
+        log = self._log.bind(conversation_id=conversation_id)
+        async with self.store.alock(conversation_id):
+            record = await self.store.aload(conversation_id) or ConversationRecord(conversation_id)
+            outcome = step(record, event)
+            sent = None
+            if outcome.message is not None:
+                try:
+                    sent = await self.transport.asend(outcome.message)
+                except AssistantFlowError as exc:
+                    _log_send_failed(log, outcome, exc)
+                    raise
+                except Exception as exc:
+                    _log_send_failed(log, outcome, exc)
+                    raise _transport_error(exc) from exc
+            if outcome.changed:
+                await self.store.asave(outcome.record, expected_version=record.version)
+        _log_outcome(log, outcome, sent)
+        return sent
+
+
+class ConversationHandle:
+    """One conversation of a :class:`Flow`. Every call locks, loads, steps, sends and saves.
+
+    The methods mirror the Core SDK: :meth:`start_assistant` takes what ``initAssistant``
+    returned, :meth:`receive` what ``onMessageReceived`` delivered, :meth:`end_assistant`
+    stands for ``onAssistantEnded``; :meth:`send_message` and :meth:`choose` send.
+    """
+
+    __slots__ = ("_flow", "conversation_id")
+
+    def __init__(self, flow: Flow, conversation_id: str) -> None:
+        self._flow = flow
+        self.conversation_id = conversation_id
+
+    def __repr__(self) -> str:
+        return f"ConversationHandle({self.conversation_id!r})"
+
+    @property
+    def state(self) -> State:
+        """The conversation's lifecycle state, as stored now."""
+        return self.snapshot().state
+
+    def snapshot(self) -> ConversationRecord:
+        """The stored record (a fresh one in ``init`` if nothing is stored yet)."""
+        stored = self._flow.store.load(self.conversation_id)
+        return stored or ConversationRecord(self.conversation_id)
+
+    def start_assistant(self, init_response: InitAssistantResponse | Mapping[str, Any]) -> None:
+        """Begin an assistant run with what ``KustomerCore.initAssistant`` returned.
+
+        The next reply will carry ``initAssistantPayload``; quick replies or an mll in the
+        greetings go on offer. Allowed from ``init`` and ``ended`` (re-engaging starts a fresh
+        run), and before the first reply (new greetings replace the unanswered ones).
+        """
+        self._flow._apply(self.conversation_id, start_assistant(init_response))
+
+    def receive(self, message: ReceivedMessage | Mapping[str, Any]) -> None:
+        """Take in an assistant or agent message as ``onMessageReceived`` delivers it.
+
+        Its quick replies or mll go on offer (replacing earlier ones); its ``meta.articles``
+        become the pending deflection. A message offering neither leaves both as they are.
+        """
+        event = receive(message, self.conversation_id)
+        if event is not None:
+            self._flow._apply(self.conversation_id, event)
+
+    def send_message(
+        self,
+        body: str | None = None,
+        *,
+        payload: str | None = None,
+        attachments: Sequence[Attachment] | None = None,
+        lang: str | None = None,
+    ) -> SentMessage:
+        """Send a customer message; the lifecycle fields are added for you.
+
+        ``isInAssistantMode``, ``initAssistantPayload`` (first reply only) and
+        ``lastDeflection`` (first message after a deflection) come from the conversation's
+        state. Raises :class:`TransportError` if the send fails, leaving the state as it was.
+        """
+        event = reply(self.conversation_id, body, payload, attachments, lang)
+        return _sent(self._flow._apply(self.conversation_id, event))
+
+    def choose(self, choice: str, *, lang: str | None = None) -> SentMessage:
+        """Answer with an offered quick reply or mll node.
+
+        A quick reply is named by its ``displayText`` or ``value``, an mll node by its
+        ``displayName`` or ``id``. The message's ``body`` is the text shown and its
+        ``payload`` the value.
+        A choice that is not on offer raises :class:`UnknownChoiceError` listing those that
+        are; nothing is sent.
+        """
+        return _sent(self._flow._apply(self.conversation_id, choose(choice, lang)))
+
+    def visit_article(self, article_id: str) -> None:
+        """Count a visit to one of the pending deflection's articles."""
+        self._flow._apply(self.conversation_id, visit_article(article_id))
+
+    def end_assistant(self) -> None:
+        """``onAssistantEnded``: from now on messages carry ``isInAssistantMode: false``."""
+        self._flow._apply(self.conversation_id, EndAssistant())
+
+
+class AsyncConversationHandle:
+    """One conversation of an :class:`AsyncFlow`; see :class:`ConversationHandle`."""
+
+    __slots__ = ("_flow", "conversation_id")
+
+    def __init__(self, flow: AsyncFlow, conversation_id: str) -> None:
+        self._flow = flow
+        self.conversation_id = conversation_id
+
+    def __repr__(self) -> str:
+        return f"AsyncConversationHandle({self.conversation_id!r})"
+
+    @property
+    async def state(self) -> State:
+        """The conversation's lifecycle state, as stored now: ``await conv.state``."""
+        return (await self.snapshot()).state
+
+    async def snapshot(self) -> ConversationRecord:
+        """The stored record (a fresh one in ``init`` if nothing is stored yet)."""
+        stored = await self._flow.store.aload(self.conversation_id)
+        return stored or ConversationRecord(self.conversation_id)
+
+    async def start_assistant(
+        self, init_response: InitAssistantResponse | Mapping[str, Any]
+    ) -> None:
+        """See :meth:`ConversationHandle.start_assistant`."""
+        await self._flow._apply(self.conversation_id, start_assistant(init_response))
+
+    async def receive(self, message: ReceivedMessage | Mapping[str, Any]) -> None:
+        """See :meth:`ConversationHandle.receive`."""
+        event = receive(message, self.conversation_id)
+        if event is not None:
+            await self._flow._apply(self.conversation_id, event)
+
+    async def send_message(
+        self,
+        body: str | None = None,
+        *,
+        payload: str | None = None,
+        attachments: Sequence[Attachment] | None = None,
+        lang: str | None = None,
+    ) -> SentMessage:
+        """See :meth:`ConversationHandle.send_message`."""
+        event = reply(self.conversation_id, body, payload, attachments, lang)
+        return _sent(await self._flow._apply(self.conversation_id, event))
+
+    async def choose(self, choice: str, *, lang: str | None = None) -> SentMessage:
+        """See :meth:`ConversationHandle.choose`."""
+        return _sent(await self._flow._apply(self.conversation_id, choose(choice, lang)))
+
+    async def visit_article(self, article_id: str) -> None:
+        """See :meth:`ConversationHandle.visit_article`."""
+        await self._flow._apply(self.conversation_id, visit_article(article_id))
+
+    async def end_assistant(self) -> None:
+        """See :meth:`ConversationHandle.end_assistant`."""
+        await self._flow._apply(self.conversation_id, EndAssistant())
+
+
+# --- shared by both drivers -----------------------------------------------------------------
+
+
+def _check_kind(collaborator: object, wanted: type, twin: type, *, flow: str, role: str) -> None:
+    """Refuse a transport or store of the wrong kind with a message that says what to use."""
+    if isinstance(collaborator, wanted):
+        return
+    name = type(collaborator).__name__
+    needed = f"{_article(wanted.__name__)} {wanted.__name__}"
+    if isinstance(collaborator, twin):
+        is_async_flow = flow == "AsyncFlow"
+        suggested = getattr(collaborator, "async_twin" if is_async_flow else "sync_twin", None)
+        instead = suggested or f"{needed} such as Memory{role.capitalize()}"
+        raise ConfigurationError(
+            f"{flow} needs {needed} as `{role}`, but {name} is "
+            f"{'sync' if is_async_flow else 'async'}: use {instead} with {flow}, "
+            f"or keep {name} and use {'Flow' if is_async_flow else 'AsyncFlow'}"
+        )
+    raise ConfigurationError(
+        f"{flow} needs {needed} as `{role}` (a subclass of assistant_flow.{wanted.__name__}), "
+        f"got {name}"
+    )
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[0] in "AEIOU" else "a"
+
+
+def _sent(sent: SentMessage | None) -> SentMessage:
+    # A reply always produces a message, so a send always has a response.
+    assert sent is not None, "a reply step produced no message"
+    return sent
+
+
+def _log_send_failed(log: Logger, outcome: Outcome, exc: Exception) -> None:
+    # The exception's text may quote a request; its type is enough to correlate.
+    log.warning("send_failed", trigger=outcome.trigger, error=type(exc).__name__)
+
+
+def _transport_error(exc: Exception) -> TransportError:
+    """The library error for a transport that raised something of its own."""
+    return TransportError(
+        f"the transport raised {type(exc).__name__}; the conversation did not move, "
+        "so sending again repeats the same message"
+    )
+
+
+def _log_outcome(log: Logger, outcome: Outcome, sent: SentMessage | None) -> None:
+    if outcome.dest != outcome.source:
+        log.info("transition", trigger=outcome.trigger, source=outcome.source, dest=outcome.dest)
+    message = outcome.message
+    if message is None or sent is None:
+        return
+    log.info(
+        "message_sent",
+        message_id=sent.message_id,
+        in_assistant_mode=message.is_in_assistant_mode,
+        first_reply=message.init_assistant_payload is not None,
+        has_payload=message.payload is not None,
+        deflection_articles=len(message.last_deflection.articles) if message.last_deflection else 0,
+        attachments=len(message.attachments) if message.attachments else 0,
+    )

@@ -1,0 +1,227 @@
+"""Wire models: the exact JSON shapes of Kustomer's Core SDK, as pydantic models.
+
+Python code uses snake_case; the wire uses Kustomer's camelCase, so ``to_wire()`` (or
+``model_dump(by_alias=True)``) gives the documented shape. Models that go *out*
+(:class:`SendMessageOptions` and what it carries) hold only documented fields and drop the
+unset ones. Models that come *in* (:class:`InitAssistantResponse`, :class:`SentMessage`,
+:class:`ReceivedMessage`) accept extra fields, because Kustomer adds fields over time.
+
+Source: the ``KustomerCore.sendMessage`` page (options, ``lastDeflection``,
+``initAssistantPayload``, ``callbackResponse``) and the ``initAssistant`` page.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "Attachment",
+    "DeflectionArticle",
+    "InitAssistantPayload",
+    "InitAssistantResponse",
+    "InitialMessage",
+    "InitialMessageMeta",
+    "LastDeflection",
+    "MessageMeta",
+    "ReceivedMessage",
+    "SendMessageOptions",
+    "SentMessage",
+]
+
+
+class WireModel(BaseModel):
+    """Base of every wire model: camelCase on the wire, snake_case in Python, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid"
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON-ready camelCase dict, with unset (``None``) fields left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class InboundModel(WireModel):
+    """A shape Kustomer sends us: unknown fields are kept, not rejected."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+# --- initAssistant --------------------------------------------------------------------------
+
+
+class InitialMessageMeta(WireModel):
+    """``meta`` of an initial message; only ``template`` travels back to Kustomer."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    template: dict[str, Any] | None = None
+
+
+class InitialMessage(WireModel):
+    """One greeting from ``initAssistant``, cut to the six fields ``initAssistantPayload`` carries.
+
+    Any other field Kustomer sends is dropped on parsing, so the payload sent back holds
+    exactly ``meta.template``, ``direction``, ``directionType``, ``importedAt``,
+    ``trackingId`` and ``lang``.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    meta: InitialMessageMeta | None = None
+    direction: str | None = None
+    direction_type: str | None = None
+    imported_at: str | None = None
+    tracking_id: str | None = None
+    lang: str | None = None
+
+
+class InitAssistantPayload(WireModel):
+    """``initAssistantPayload``: what the first reply to an assistant must carry."""
+
+    assistant: str = Field(min_length=1)
+    dialog: str = Field(min_length=1)
+    node: str = Field(min_length=1)
+    initial_messages: list[InitialMessage] = Field(default_factory=list)
+
+
+class InitAssistantResponse(InboundModel):
+    """What ``KustomerCore.initAssistant`` returns.
+
+    ``assistant``, ``dialog`` and ``node`` are required. ``initialMessages`` is documented as
+    required too, but a response without it is read as "no greetings" rather than refused.
+    """
+
+    assistant: str = Field(min_length=1)
+    dialog: str = Field(min_length=1)
+    node: str = Field(min_length=1)
+    initial_messages: list[InitialMessage] = Field(default_factory=list)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+    def to_init_payload(self) -> InitAssistantPayload:
+        """The ``initAssistantPayload`` built from this response (``attributes`` stays out)."""
+        return InitAssistantPayload(
+            assistant=self.assistant,
+            dialog=self.dialog,
+            node=self.node,
+            initial_messages=self.initial_messages,
+        )
+
+
+# --- sendMessage ----------------------------------------------------------------------------
+
+
+class DeflectionArticle(WireModel):
+    """One knowledge-base article of a deflection, and how often the customer opened it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(min_length=1)
+    version: str | None = None
+    visited: int = Field(default=0, ge=0)
+    lang: str | None = None
+    title: str | None = None
+    url: str | None = None
+
+
+class LastDeflection(WireModel):
+    """``lastDeflection``: the articles of the deflection a message replies to."""
+
+    articles: list[DeflectionArticle]
+
+
+class Attachment(WireModel):
+    """A file sent with a message.
+
+    In the Core SDK an attachment is ``{file: File}``; on the wire this model is
+    ``{"file": {"name", "type", "size"}}``, the JSON-visible part of a browser ``File``. The
+    bytes themselves are not part of the JSON: a transport that talks to Kustomer uploads them.
+    """
+
+    name: str = Field(min_length=1)
+    content_type: str = Field(min_length=1)
+    content: bytes = Field(repr=False, exclude=True)
+
+    @property
+    def size(self) -> int:
+        """The size of the content in bytes."""
+        return len(self.content)
+
+    @classmethod
+    def from_path(cls, path: str | Path, content_type: str | None = None) -> Attachment:
+        """Read a file; the content type is guessed from its name unless given."""
+        file = Path(path)
+        guessed = content_type or mimetypes.guess_type(file.name)[0]
+        return cls(
+            name=file.name,
+            content_type=guessed or "application/octet-stream",
+            content=file.read_bytes(),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """``{"file": {"name", "type", "size"}}``."""
+        return {"file": {"name": self.name, "type": self.content_type, "size": self.size}}
+
+
+class SendMessageOptions(WireModel):
+    """The ``options`` of ``KustomerCore.sendMessage``: one customer message on the wire.
+
+    A flow fills ``is_in_assistant_mode``, ``init_assistant_payload`` and ``last_deflection``
+    from the conversation's state; callers set the rest.
+    """
+
+    conversation_id: str = Field(min_length=1)
+    body: str | None = None
+    payload: str | None = Field(default=None, min_length=1)
+    attachments: list[Attachment] | None = None
+    last_deflection: LastDeflection | None = None
+    is_in_assistant_mode: bool | None = None
+    init_assistant_payload: InitAssistantPayload | None = None
+    lang: str | None = Field(default=None, min_length=1)
+
+    @field_serializer("attachments")
+    def _attachments_on_the_wire(
+        self, attachments: list[Attachment] | None
+    ) -> list[dict[str, Any]] | None:
+        if attachments is None:
+            return None
+        return [attachment.to_wire() for attachment in attachments]
+
+
+class SentMessage(InboundModel):
+    """The ``callbackResponse`` of ``sendMessage``: the message as Kustomer stored it."""
+
+    message_id: str
+    body: str | None = None
+    created_at: str
+    direction: str
+    conversation_id: str
+    attachments: list[dict[str, Any]] | None = None
+
+
+# --- messages the assistant (or an agent) sends ---------------------------------------------
+
+
+class MessageMeta(InboundModel):
+    """``meta`` of a received message: the assistant template and any deflection articles."""
+
+    template: dict[str, Any] | None = None
+    articles: list[DeflectionArticle] | None = None
+
+
+class ReceivedMessage(InboundModel):
+    """A message as ``onMessageReceived`` delivers it (every field optional on the way in)."""
+
+    message_id: str | None = None
+    body: str | None = None
+    created_at: str | None = None
+    direction: str | None = None
+    conversation_id: str | None = None
+    attachments: list[dict[str, Any]] | None = None
+    meta: MessageMeta | None = None
+    sent_by: dict[str, Any] | None = None

@@ -1,0 +1,177 @@
+"""The pure core: ``step(record, event)`` gives the next record and the message to send.
+
+No I/O, no clock, no randomness. The flows wrap it: lock, load, step, send, save. Because the
+record is saved only after the transport confirms the send, a failed send leaves the record
+as it was and a retry builds the same message again, ``initAssistantPayload`` included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, assert_never
+
+from ._conversation import ConversationRecord
+from ._events import Choose, EndAssistant, Event, Receive, Reply, StartAssistant, VisitArticle
+from ._exceptions import InvalidInputError, UnknownArticleError, UnknownChoiceError
+from ._machine import assistant_mode_flag, next_state
+from ._messages import (
+    DeflectionArticle,
+    InitAssistantPayload,
+    LastDeflection,
+    SendMessageOptions,
+)
+from ._templates import Choice
+
+__all__ = ["Outcome", "step"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a step decided.
+
+    ``record`` is the record after the step; when ``changed`` is false it is the very record
+    passed in and nothing needs saving. ``message`` is the message to send first, if any.
+    """
+
+    record: ConversationRecord
+    changed: bool
+    message: SendMessageOptions | None
+    trigger: str
+    source: str
+
+    @property
+    def dest(self) -> str:
+        """The state after the step."""
+        return self.record.machine_state
+
+
+def step(record: ConversationRecord, event: Event) -> Outcome:
+    """Apply ``event`` to ``record``.
+
+    Raises :class:`TransitionError` when the lifecycle does not allow the event in the
+    record's state, and :class:`InvalidInputError` when it names a choice or article that is
+    not on offer. Either way nothing was sent and the record is unchanged.
+    """
+    source = record.machine_state
+    dest = next_state(source, event.trigger)
+    new: ConversationRecord | None
+    message: SendMessageOptions | None = None
+    match event:
+        case Reply(message=outbound):
+            new, message = _reply(record, dest, outbound, record.choices)
+        case Choose(choice=wanted, lang=lang):
+            picked = _pick(record.choices, wanted)
+            outbound = SendMessageOptions(
+                conversation_id=record.conversation_id,
+                body=picked.display_text,
+                payload=picked.value,
+                lang=lang,
+            )
+            # The question is answered: its buttons are no longer on offer.
+            new, message = _reply(record, dest, outbound, ())
+        case StartAssistant(payload=payload, choices=choices):
+            new = _evolve(record, dest, init_payload=payload, choices=choices, articles=())
+        case Receive(choices=choices, articles=articles):
+            new = _evolve(
+                record,
+                dest,
+                init_payload=record.init_payload,
+                choices=record.choices if choices is None else choices,
+                articles=record.articles if articles is None else articles,
+            )
+        case VisitArticle(article_id=article_id):
+            new = _evolve(
+                record,
+                dest,
+                init_payload=record.init_payload,
+                choices=record.choices,
+                articles=_visit(record.articles, article_id),
+            )
+        case EndAssistant():
+            # What the assistant offered went with it.
+            new = _evolve(record, dest, init_payload=None, choices=(), articles=())
+        case _:
+            assert_never(event)
+    return Outcome(
+        record=record if new is None else new,
+        changed=new is not None,
+        message=message,
+        trigger=event.trigger,
+        source=source,
+    )
+
+
+def _evolve(
+    record: ConversationRecord,
+    dest: str,
+    *,
+    init_payload: InitAssistantPayload | None,
+    choices: tuple[Choice, ...],
+    articles: tuple[DeflectionArticle, ...],
+) -> ConversationRecord | None:
+    """The next version of ``record``, or ``None`` when it would be the same."""
+    if (
+        dest == record.machine_state
+        and init_payload is record.init_payload
+        and choices == record.choices
+        and articles == record.articles
+    ):
+        return None
+    return ConversationRecord(
+        conversation_id=record.conversation_id,
+        machine_state=dest,
+        version=record.version + 1,
+        init_payload=init_payload,
+        choices=choices,
+        articles=articles,
+    )
+
+
+def _reply(
+    record: ConversationRecord,
+    dest: str,
+    outbound: SendMessageOptions,
+    choices_after: tuple[Choice, ...],
+) -> tuple[ConversationRecord | None, SendMessageOptions]:
+    """Add the lifecycle fields to a customer message, and what sending it changes."""
+    lifecycle: dict[str, Any] = {"is_in_assistant_mode": assistant_mode_flag(record.machine_state)}
+    if record.init_payload is not None:
+        lifecycle["init_assistant_payload"] = record.init_payload
+    if record.articles:
+        lifecycle["last_deflection"] = LastDeflection(articles=list(record.articles))
+    message = outbound.model_copy(update=lifecycle)
+    # The payload and the deflection have been delivered once this send succeeds.
+    new = _evolve(record, dest, init_payload=None, choices=choices_after, articles=())
+    return new, message
+
+
+def _pick(choices: Sequence[Choice], wanted: str) -> Choice:
+    """The offered choice whose text, or failing that whose value, is ``wanted``."""
+    matches = [choice for choice in choices if choice.display_text == wanted] or [
+        choice for choice in choices if choice.value == wanted
+    ]
+    distinct = list(dict.fromkeys(matches))
+    if not distinct:
+        raise UnknownChoiceError(wanted, [choice.display_text for choice in choices])
+    if len(distinct) > 1:
+        values = ", ".join(repr(choice.value) for choice in distinct)
+        raise InvalidInputError(
+            f"choose: {wanted!r} names {len(distinct)} offered choices; "
+            f"choose by value instead: {values}",
+            field="choice",
+        )
+    return distinct[0]
+
+
+def _visit(
+    articles: tuple[DeflectionArticle, ...], article_id: str
+) -> tuple[DeflectionArticle, ...]:
+    if not any(article.id == article_id for article in articles):
+        raise UnknownArticleError(article_id, [article.id for article in articles])
+    return tuple(
+        article.model_copy(update={"visited": article.visited + 1})
+        if article.id == article_id
+        else article
+        for article in articles
+    )

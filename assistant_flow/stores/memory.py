@@ -1,0 +1,172 @@
+"""The default store: records in a dict, locks per conversation, nothing persisted."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from types import TracebackType
+
+from .._conversation import ConversationRecord
+from .._exceptions import ConflictError, InvalidInputError, LockTimeoutError
+from .base import AsyncStore, Store
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore(Store, AsyncStore):
+    """Keeps records in this process, for tests, scripts and single-process bots.
+
+    Records are immutable, so the store keeps the objects themselves rather than their JSON.
+    A lock exists only while some caller holds or waits for it, so idle conversations cost
+    just their record. It serves ``Flow`` (thread locks) and ``AsyncFlow`` (asyncio locks);
+    the two kinds of lock do not exclude each other, so drive one store from one of them.
+    """
+
+    def __init__(self, *, lock_timeout: float = 10.0) -> None:
+        if not lock_timeout > 0:
+            raise InvalidInputError(
+                "MemoryStore: `lock_timeout` must be a positive number of seconds",
+                field="lock_timeout",
+            )
+        self.lock_timeout = lock_timeout
+        self._records: dict[str, ConversationRecord] = {}
+        # Makes save's compare-and-set atomic when threads share the store.
+        self._guard = threading.Lock()
+        self._thread_locks: dict[str, _ThreadLock] = {}
+        self._task_locks: dict[str, _TaskLock] = {}
+
+    def __len__(self) -> int:
+        """How many conversations are stored."""
+        return len(self._records)
+
+    def __repr__(self) -> str:
+        return f"MemoryStore({len(self._records)} conversations)"
+
+    # --- Store --------------------------------------------------------------------------
+
+    def load(self, conversation_id: str) -> ConversationRecord | None:
+        """The stored record, or ``None``."""
+        return self._records.get(conversation_id)
+
+    def save(self, record: ConversationRecord, *, expected_version: int) -> None:
+        """Store ``record`` if the stored version is still ``expected_version``."""
+        with self._guard:
+            current = self._records.get(record.conversation_id)
+            found = 0 if current is None else current.version
+            if found != expected_version:
+                raise ConflictError(record.conversation_id, expected_version, found)
+            self._records[record.conversation_id] = record
+
+    def delete(self, conversation_id: str) -> None:
+        """Forget the conversation."""
+        with self._guard:
+            self._records.pop(conversation_id, None)
+
+    def lock(self, conversation_id: str) -> _ThreadLock:
+        """Hold the conversation's thread lock for the ``with`` block."""
+        with self._guard:
+            held = self._thread_locks.get(conversation_id)
+            if held is None:
+                held = self._thread_locks[conversation_id] = _ThreadLock(self, conversation_id)
+            held.users += 1
+        return held
+
+    # --- AsyncStore: nothing here waits, so the async twins are the sync methods ----------
+
+    async def aload(self, conversation_id: str) -> ConversationRecord | None:
+        """The stored record, or ``None``."""
+        return self.load(conversation_id)
+
+    async def asave(self, record: ConversationRecord, *, expected_version: int) -> None:
+        """Store ``record`` if the stored version is still ``expected_version``."""
+        self.save(record, expected_version=expected_version)
+
+    async def adelete(self, conversation_id: str) -> None:
+        """Forget the conversation."""
+        self.delete(conversation_id)
+
+    def alock(self, conversation_id: str) -> _TaskLock:
+        """Hold the conversation's asyncio lock for the ``async with`` block."""
+        held = self._task_locks.get(conversation_id)
+        if held is None:
+            held = self._task_locks[conversation_id] = _TaskLock(self, conversation_id)
+        held.users += 1
+        return held
+
+
+class _ThreadLock:
+    """One conversation's lock for threads, dropped from the store when nobody uses it."""
+
+    __slots__ = ("_lock", "_store", "conversation_id", "users")
+
+    def __init__(self, store: MemoryStore, conversation_id: str) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self.conversation_id = conversation_id
+        self.users = 0  # holders and waiters; guarded by the store's _guard
+
+    def __enter__(self) -> None:
+        if not self._lock.acquire(timeout=self._store.lock_timeout):
+            self._leave()
+            raise LockTimeoutError(
+                f"conversation {self.conversation_id!r} stayed locked for more than "
+                f"{self._store.lock_timeout} s"
+            )
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._lock.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        with self._store._guard:
+            self.users -= 1
+            if self.users == 0:
+                del self._store._thread_locks[self.conversation_id]
+
+
+class _TaskLock:
+    """One conversation's lock for asyncio tasks, dropped from the store when nobody uses it."""
+
+    __slots__ = ("_lock", "_store", "conversation_id", "users")
+
+    def __init__(self, store: MemoryStore, conversation_id: str) -> None:
+        self._store = store
+        self._lock = asyncio.Lock()
+        self.conversation_id = conversation_id
+        self.users = 0  # holders and waiters; tasks of one loop need no guard
+
+    async def __aenter__(self) -> None:
+        try:
+            if self._lock.locked():
+                async with asyncio.timeout(self._store.lock_timeout):
+                    await self._lock.acquire()
+            else:
+                await self._lock.acquire()
+        except TimeoutError:
+            self._leave()
+            raise LockTimeoutError(
+                f"conversation {self.conversation_id!r} stayed locked for more than "
+                f"{self._store.lock_timeout} s"
+            ) from None
+        except BaseException:
+            self._leave()
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._lock.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            del self._store._task_locks[self.conversation_id]

@@ -1,0 +1,80 @@
+"""An in-memory transport: records every wire payload, answers like Kustomer, fails on cue."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from .._exceptions import TransportError
+from .._messages import SendMessageOptions, SentMessage
+from .base import AsyncTransport, Transport
+
+__all__ = ["MemoryTransport"]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _kustomer_timestamp(moment: datetime) -> str:
+    """ISO 8601 with milliseconds and a ``Z``, as Kustomer writes ``createdAt``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class MemoryTransport(Transport, AsyncTransport):
+    """A transport for tests and local runs: nothing leaves the process.
+
+    ``sent`` holds the camelCase wire payload of every delivered message, in order. Message
+    ids count up (``msg_1``, ``msg_2``, ...) and ``createdAt`` comes from ``clock``, so tests
+    can assert on exact responses. :meth:`fail_next` makes the coming sends fail. It serves
+    ``Flow`` and ``AsyncFlow`` alike and may be shared between threads.
+    """
+
+    def __init__(self, *, clock: Callable[[], datetime] = _utc_now) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self._clock = clock
+        self._ids = itertools.count(1)
+        self._failures: list[Exception] = []
+        self._lock = threading.Lock()
+
+    def fail_next(self, count: int = 1, error: Exception | None = None) -> None:
+        """Make the next ``count`` sends raise ``error`` (a :class:`TransportError` by default)."""
+        if count < 1:
+            raise ValueError("fail_next: `count` must be at least 1")
+        failure = error or TransportError("MemoryTransport was told to fail this send")
+        with self._lock:
+            self._failures.extend([failure] * count)
+
+    def send(self, message: SendMessageOptions) -> SentMessage:
+        """Record ``message`` and answer with a ``callbackResponse``-shaped :class:`SentMessage`."""
+        if self._failures:
+            with self._lock:
+                failure = self._failures.pop(0) if self._failures else None
+            if failure is not None:
+                raise failure
+        wire = message.to_wire()
+        self.sent.append(wire)
+        return SentMessage(
+            message_id=f"msg_{next(self._ids)}",
+            body=message.body,
+            created_at=_kustomer_timestamp(self._clock()),
+            direction="in",
+            conversation_id=message.conversation_id,
+            attachments=[attachment["file"] for attachment in wire.get("attachments", ())] or None,
+        )
+
+    async def asend(self, message: SendMessageOptions) -> SentMessage:
+        """The same as :meth:`send`; nothing here waits."""
+        return self.send(message)
+
+    def clear(self) -> None:
+        """Forget what was sent and any failures still queued."""
+        with self._lock:
+            self.sent.clear()
+            self._failures.clear()
+
+    def __repr__(self) -> str:
+        return f"MemoryTransport(sent={len(self.sent)} messages)"

@@ -1,0 +1,68 @@
+"""The pure step: same input, same output, no I/O, and nothing changes on refusal."""
+
+from __future__ import annotations
+
+import pytest
+from payloads import ARTICLES, init_response
+
+from assistant_flow import ConversationRecord, TransitionError, UnknownChoiceError
+from assistant_flow._events import Choose, EndAssistant, Receive, reply, start_assistant
+from assistant_flow._messages import DeflectionArticle
+from assistant_flow._step import step
+from assistant_flow._templates import Choice
+
+
+def awaiting() -> ConversationRecord:
+    return step(ConversationRecord("c1"), start_assistant(init_response())).record
+
+
+def test_the_first_reply_attaches_the_payload_and_moves_on() -> None:
+    record = awaiting()
+    outcome = step(record, reply("c1", "Hi", None, None, None))
+    assert outcome.message is not None
+    assert outcome.message.init_assistant_payload == record.init_payload
+    assert outcome.message.is_in_assistant_mode is True
+    assert outcome.changed
+    assert outcome.record.machine_state == "in_assistant.conversing"
+    assert outcome.record.version == record.version + 1
+    assert outcome.record.init_payload is None
+
+
+def test_a_step_is_deterministic_and_leaves_its_input_alone() -> None:
+    record = awaiting()
+    event = reply("c1", "Hi", None, None, None)
+    assert step(record, event) == step(record, event)
+    assert record.machine_state == "in_assistant.awaiting_first_reply"
+
+
+def test_a_step_that_changes_nothing_says_so() -> None:
+    record = ConversationRecord("c1", machine_state="in_assistant.conversing", version=4)
+    outcome = step(record, reply("c1", "Hi", None, None, None))
+    assert not outcome.changed
+    assert outcome.record is record
+    assert step(ConversationRecord("c1", "ended", 2), EndAssistant()).changed is False
+
+
+def test_a_refused_step_raises_before_deciding_anything() -> None:
+    record = ConversationRecord("c1", machine_state="in_assistant.conversing", version=4)
+    with pytest.raises(TransitionError):
+        step(record, start_assistant(init_response()))
+    with pytest.raises(UnknownChoiceError):
+        step(record, Choose("Yes", None))
+
+
+def test_ending_the_assistant_drops_what_it_offered() -> None:
+    record = ConversationRecord(
+        "c1",
+        machine_state="in_assistant.conversing",
+        version=1,
+        choices=(Choice("Yes", "y"),),
+        articles=(DeflectionArticle.model_validate(ARTICLES[0]),),
+    )
+    ended = step(record, EndAssistant()).record
+    assert (ended.machine_state, ended.choices, ended.articles) == ("ended", (), ())
+
+
+def test_a_message_offering_nothing_keeps_what_is_on_offer() -> None:
+    record = ConversationRecord("c1", "in_assistant.conversing", 1, choices=(Choice("A", "a"),))
+    assert step(record, Receive(choices=None, articles=None)).changed is False
