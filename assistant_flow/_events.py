@@ -11,8 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import ValidationError
-
 from ._exceptions import InvalidInputError, UnknownEventError
 from ._messages import (
     Attachment,
@@ -20,10 +18,9 @@ from ._messages import (
     InitAssistantPayload,
     InitAssistantResponse,
     ReceivedMessage,
-    SendMessageOptions,
 )
 from ._templates import Choice, offered_choices
-from ._validation import invalid_input, parse
+from ._validation import parse
 
 __all__ = [
     "KUSTOMER_EVENTS",
@@ -66,7 +63,10 @@ class Reply:
     """The customer sends a message; the step adds the lifecycle fields."""
 
     trigger: ClassVar[str] = "reply"
-    message: SendMessageOptions
+    body: str | None
+    payload: str | None
+    attachments: tuple[Attachment, ...]
+    lang: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +117,16 @@ def check_conversation_id(conversation_id: object, field: str = "conversation_id
     return conversation_id
 
 
-def _check_optional_text(value: object, field: str, what: str) -> None:
-    if value is not None and not isinstance(value, str):
+def _check_optional_text(value: object, field: str, what: str, *, non_empty: bool = False) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
         raise InvalidInputError(
             f"{what}: `{field}` must be a str, got {type(value).__name__}", field=field
+        )
+    if non_empty and not value:
+        raise InvalidInputError(
+            f"{what}: `{field}` is empty; pass text or leave it out", field=field
         )
 
 
@@ -170,39 +176,47 @@ def receive(message: ReceivedMessage | Mapping[str, Any], conversation_id: str) 
 
 
 def reply(
-    conversation_id: str,
     body: str | None,
     payload: str | None,
     attachments: Sequence[Attachment] | None,
     lang: str | None,
 ) -> Reply:
-    """Build the event for a message the customer sends."""
+    """Build the event for a message the customer sends.
+
+    Plain checks rather than a pydantic round trip: this runs on every message, and the step
+    validates the finished message once more when it builds it.
+    """
     what = "send_message"
     _check_optional_text(body, "body", what)
-    if attachments is not None and (
-        isinstance(attachments, str | bytes) or not isinstance(attachments, Sequence)
-    ):
-        raise InvalidInputError(
-            f"{what}: `attachments` must be a list of Attachment, got {type(attachments).__name__}",
-            field="attachments",
-        )
+    _check_optional_text(payload, "payload", what, non_empty=True)
+    _check_optional_text(lang, "lang", what, non_empty=True)
+    files = _check_attachments(attachments, what)
     has_body = body is not None and body.strip() != ""
-    if not has_body and payload is None and not attachments:
+    if not has_body and payload is None and not files:
         raise InvalidInputError(
             f"{what}: nothing to send; pass a non-empty `body`, a `payload` or `attachments`",
             field="body",
         )
-    try:
-        message = SendMessageOptions(
-            conversation_id=conversation_id,
-            body=body if has_body else None,
-            payload=payload,
-            attachments=list(attachments) if attachments else None,
-            lang=lang,
+    return Reply(body=body if has_body else None, payload=payload, attachments=files, lang=lang)
+
+
+def _check_attachments(attachments: object, what: str) -> tuple[Attachment, ...]:
+    if attachments is None:
+        return ()
+    if isinstance(attachments, str | bytes) or not isinstance(attachments, Sequence):
+        raise InvalidInputError(
+            f"{what}: `attachments` must be a list of Attachment, got {type(attachments).__name__}",
+            field="attachments",
         )
-    except ValidationError as exc:
-        raise invalid_input(exc, what) from exc
-    return Reply(message=message)
+    for index, attachment in enumerate(attachments):
+        if not isinstance(attachment, Attachment):
+            raise InvalidInputError(
+                f"{what}: `attachments.{index}` must be an Attachment "
+                "(Attachment.from_path(path), or Attachment(name=, content_type=, content=)), "
+                f"got {type(attachment).__name__}",
+                field=f"attachments.{index}",
+            )
+    return tuple(attachments)
 
 
 def choose(choice: str, lang: str | None) -> Choose:
@@ -213,8 +227,8 @@ def choose(choice: str, lang: str | None) -> Choose:
             "reply, or the displayName or id of an mll node",
             field="choice",
         )
-    _check_optional_text(lang, "lang", "choose")
-    return Choose(choice=choice, lang=lang or None)
+    _check_optional_text(lang, "lang", "choose", non_empty=True)
+    return Choose(choice=choice, lang=lang)
 
 
 def visit_article(article_id: str) -> VisitArticle:

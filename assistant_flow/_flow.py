@@ -83,7 +83,6 @@ class Flow:
             handle.end_assistant()
 
     def _apply(self, conversation_id: str, event: Event) -> SentMessage | None:
-        log = self._log.bind(conversation_id=conversation_id)
         with self.store.lock(conversation_id):
             record = self.store.load(conversation_id) or ConversationRecord(conversation_id)
             outcome = step(record, event)
@@ -92,14 +91,14 @@ class Flow:
                 try:
                     sent = self.transport.send(outcome.message)
                 except AssistantFlowError as exc:
-                    _log_send_failed(log, outcome, exc)
+                    _log_send_failed(self._log, outcome, exc)
                     raise
                 except Exception as exc:
-                    _log_send_failed(log, outcome, exc)
+                    _log_send_failed(self._log, outcome, exc)
                     raise _transport_error(exc) from exc
             if outcome.changed:
                 self.store.save(outcome.record, expected_version=record.version)
-        _log_outcome(log, outcome, sent)
+        _log_outcome(self._log, outcome, sent)
         return sent
 
 
@@ -147,7 +146,6 @@ class AsyncFlow:
             await handle.end_assistant()
 
     async def _apply(self, conversation_id: str, event: Event) -> SentMessage | None:
-        log = self._log.bind(conversation_id=conversation_id)
         async with self.store.alock(conversation_id):
             record = await self.store.aload(conversation_id) or ConversationRecord(conversation_id)
             outcome = step(record, event)
@@ -156,14 +154,14 @@ class AsyncFlow:
                 try:
                     sent = await self.transport.asend(outcome.message)
                 except AssistantFlowError as exc:
-                    _log_send_failed(log, outcome, exc)
+                    _log_send_failed(self._log, outcome, exc)
                     raise
                 except Exception as exc:
-                    _log_send_failed(log, outcome, exc)
+                    _log_send_failed(self._log, outcome, exc)
                     raise _transport_error(exc) from exc
             if outcome.changed:
                 await self.store.asave(outcome.record, expected_version=record.version)
-        _log_outcome(log, outcome, sent)
+        _log_outcome(self._log, outcome, sent)
         return sent
 
 
@@ -227,7 +225,7 @@ class ConversationHandle:
         ``lastDeflection`` (first message after a deflection) come from the conversation's
         state. Raises :class:`TransportError` if the send fails, leaving the state as it was.
         """
-        event = reply(self.conversation_id, body, payload, attachments, lang)
+        event = reply(body, payload, attachments, lang)
         return _sent(self._flow._apply(self.conversation_id, event))
 
     def choose(self, choice: str, *, lang: str | None = None) -> SentMessage:
@@ -293,7 +291,7 @@ class AsyncConversationHandle:
         lang: str | None = None,
     ) -> SentMessage:
         """See :meth:`ConversationHandle.send_message`."""
-        event = reply(self.conversation_id, body, payload, attachments, lang)
+        event = reply(body, payload, attachments, lang)
         return _sent(await self._flow._apply(self.conversation_id, event))
 
     async def choose(self, choice: str, *, lang: str | None = None) -> SentMessage:
@@ -345,7 +343,12 @@ def _sent(sent: SentMessage | None) -> SentMessage:
 
 def _log_send_failed(log: Logger, outcome: Outcome, exc: Exception) -> None:
     # The exception's text may quote a request; its type is enough to correlate.
-    log.warning("send_failed", trigger=outcome.trigger, error=type(exc).__name__)
+    log.warning(
+        "send_failed",
+        conversation_id=outcome.record.conversation_id,
+        trigger=outcome.trigger,
+        error=type(exc).__name__,
+    )
 
 
 def _transport_error(exc: Exception) -> TransportError:
@@ -357,13 +360,23 @@ def _transport_error(exc: Exception) -> TransportError:
 
 
 def _log_outcome(log: Logger, outcome: Outcome, sent: SentMessage | None) -> None:
+    # conversation_id goes on each event rather than through log.bind(): binding builds a
+    # new logger per message, which costs more than the rest of the logging.
+    conversation_id = outcome.record.conversation_id
     if outcome.dest != outcome.source:
-        log.info("transition", trigger=outcome.trigger, source=outcome.source, dest=outcome.dest)
+        log.info(
+            "transition",
+            conversation_id=conversation_id,
+            trigger=outcome.trigger,
+            source=outcome.source,
+            dest=outcome.dest,
+        )
     message = outcome.message
     if message is None or sent is None:
         return
     log.info(
         "message_sent",
+        conversation_id=conversation_id,
         message_id=sent.message_id,
         in_assistant_mode=message.is_in_assistant_mode,
         first_reply=message.init_assistant_payload is not None,

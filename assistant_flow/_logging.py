@@ -1,7 +1,7 @@
 """structlog helpers: the library's logger, and a processor that hides secrets.
 
 assistant_flow logs through ``structlog.get_logger("assistant_flow")``, so it follows however
-the application configured structlog. Events (each with ``conversation_id`` bound):
+the application configured structlog. Every event carries ``conversation_id``:
 
 =================  =======  ====================================================================
 event              level    fields
@@ -21,7 +21,7 @@ that log their own configuration or requests next to it.
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 import structlog
 
@@ -51,9 +51,6 @@ _SECRET_KEYS = frozenset(
 
 class Logger(Protocol):
     """What assistant_flow needs of a logger: structlog's bound loggers all fit."""
-
-    def bind(self, **new_values: object) -> Self:
-        """A logger with ``new_values`` added to every event's context."""
 
     def debug(self, event: str, **kw: object) -> object:
         """Log ``event`` at debug level."""

@@ -187,9 +187,12 @@ def top_state(state: str) -> State:
     return State(state.split(SEPARATOR, 1)[0])
 
 
+_MODE_BY_STATE = {state: _ASSISTANT_MODE[top_state(state)] for state in LEAF_STATES}
+
+
 def assistant_mode_flag(state: str) -> bool | None:
     """``isInAssistantMode`` for a message sent in ``state``; ``None`` leaves it out."""
-    return _ASSISTANT_MODE[state.split(SEPARATOR, 1)[0]]
+    return _MODE_BY_STATE[state]
 
 
 # --- diagrams -------------------------------------------------------------------------------
@@ -231,7 +234,7 @@ def _note(state: str, newline: str) -> str:
     mode = "left out" if flag is None else str(flag).lower()
     note = f"isInAssistantMode {mode}"
     if state == FIRST_REPLY_STATE:
-        note += f";{newline}the next reply carries initAssistantPayload"
+        note += f",{newline}the next reply carries initAssistantPayload"
     return note
 
 
@@ -265,12 +268,15 @@ def render_mermaid() -> str:
             lines.append(f'        state "{child}" as {_node_id(full)}')
         lines.append("    }")
     for leaf in LEAF_STATES:
+        if SEPARATOR not in leaf:
+            # Declared with a label so Mermaid shows the name above the description.
+            lines.append(f'    state "{leaf}" as {_node_id(leaf)}')
         lines.append(f"    {_node_id(leaf)} : {_note(leaf, ' ')}")
     for edge in _edges(machine):
         lines.append(f"    {_node_id(edge.source)} --> {_node_id(edge.dest)} : {edge.trigger}")
     internal = ", ".join(_internal_triggers(machine))
     lines.append(f"    note right of {_node_id('ended')}")
-    lines.append(f"        {internal}: allowed in every state;")
+    lines.append(f"        {internal}: allowed in every state,")
     lines.append("        where no arrow is drawn they keep the state")
     lines.append("    end note")
     return "\n".join(lines) + "\n"
@@ -325,7 +331,7 @@ def render_dot() -> str:
         lines.append(f"    {_node_id(tail)} -> {_node_id(head)} [{', '.join(attributes)}];")
     internal = ", ".join(_internal_triggers(machine))
     lines.append(
-        f'    legend [shape=note, label="{internal}:\\nallowed in every state;\\n'
+        f'    legend [shape=note, label="{internal}:\\nallowed in every state,\\n'
         'where no arrow is drawn they keep the state"];'
     )
     lines.append("}")

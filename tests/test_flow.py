@@ -377,7 +377,7 @@ async def test_an_init_response_without_its_ids_names_the_missing_one(
         ({"body": "hi", "payload": ""}, "payload"),
         ({"body": "hi", "lang": ""}, "lang"),
         ({"body": "hi", "attachments": "file.png"}, "attachments"),
-        ({"body": "hi", "attachments": [{"file": "x"}]}, "attachments.0.name"),
+        ({"body": "hi", "attachments": [{"file": "x"}]}, "attachments.0"),
     ],
 )
 async def test_a_bad_message_names_the_field_and_sends_nothing(

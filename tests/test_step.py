@@ -18,7 +18,7 @@ def awaiting() -> ConversationRecord:
 
 def test_the_first_reply_attaches_the_payload_and_moves_on() -> None:
     record = awaiting()
-    outcome = step(record, reply("c1", "Hi", None, None, None))
+    outcome = step(record, reply("Hi", None, None, None))
     assert outcome.message is not None
     assert outcome.message.init_assistant_payload == record.init_payload
     assert outcome.message.is_in_assistant_mode is True
@@ -30,14 +30,14 @@ def test_the_first_reply_attaches_the_payload_and_moves_on() -> None:
 
 def test_a_step_is_deterministic_and_leaves_its_input_alone() -> None:
     record = awaiting()
-    event = reply("c1", "Hi", None, None, None)
+    event = reply("Hi", None, None, None)
     assert step(record, event) == step(record, event)
     assert record.machine_state == "in_assistant.awaiting_first_reply"
 
 
 def test_a_step_that_changes_nothing_says_so() -> None:
     record = ConversationRecord("c1", machine_state="in_assistant.conversing", version=4)
-    outcome = step(record, reply("c1", "Hi", None, None, None))
+    outcome = step(record, reply("Hi", None, None, None))
     assert not outcome.changed
     assert outcome.record is record
     assert step(ConversationRecord("c1", "ended", 2), EndAssistant()).changed is False

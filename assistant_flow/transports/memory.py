@@ -21,7 +21,9 @@ def _utc_now() -> datetime:
 
 def _kustomer_timestamp(moment: datetime) -> str:
     """ISO 8601 with milliseconds and a ``Z``, as Kustomer writes ``createdAt``."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds")[: -len("+00:00")] + "Z"
 
 
 class MemoryTransport(Transport, AsyncTransport):
@@ -57,13 +59,14 @@ class MemoryTransport(Transport, AsyncTransport):
                 raise failure
         wire = message.to_wire()
         self.sent.append(wire)
+        files = wire.get("attachments")
         return SentMessage(
             message_id=f"msg_{next(self._ids)}",
             body=message.body,
             created_at=_kustomer_timestamp(self._clock()),
             direction="in",
             conversation_id=message.conversation_id,
-            attachments=[attachment["file"] for attachment in wire.get("attachments", ())] or None,
+            attachments=[attachment["file"] for attachment in files] if files else None,
         )
 
     async def asend(self, message: SendMessageOptions) -> SentMessage:
