@@ -90,11 +90,10 @@ class Flow:
             if outcome.message is not None:
                 try:
                     sent = self.transport.send(outcome.message)
-                except AssistantFlowError as exc:
-                    _log_send_failed(self._log, outcome, exc)
-                    raise
                 except Exception as exc:
                     _log_send_failed(self._log, outcome, exc)
+                    if isinstance(exc, AssistantFlowError):
+                        raise
                     raise _transport_error(exc) from exc
             if outcome.changed:
                 self.store.save(outcome.record, expected_version=record.version)
@@ -153,11 +152,10 @@ class AsyncFlow:
             if outcome.message is not None:
                 try:
                     sent = await self.transport.asend(outcome.message)
-                except AssistantFlowError as exc:
-                    _log_send_failed(self._log, outcome, exc)
-                    raise
                 except Exception as exc:
                     _log_send_failed(self._log, outcome, exc)
+                    if isinstance(exc, AssistantFlowError):
+                        raise
                     raise _transport_error(exc) from exc
             if outcome.changed:
                 await self.store.asave(outcome.record, expected_version=record.version)

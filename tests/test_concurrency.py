@@ -12,7 +12,6 @@ from payloads import init_response
 
 from assistant_flow import (
     AsyncFlow,
-    ConversationRecord,
     Flow,
     LockTimeoutError,
     MemoryStore,
@@ -116,14 +115,3 @@ def test_idle_conversations_hold_no_locks() -> None:
         flow.conversation(f"conv_{n}").start_assistant(init_response())
     assert len(store) == 100
     assert store._thread_locks == {}
-
-
-def test_a_stale_save_is_refused() -> None:
-    store = MemoryStore()
-    store.save(ConversationRecord("conv_1", version=1), expected_version=0)
-    from assistant_flow import ConflictError
-
-    with pytest.raises(ConflictError) as caught:
-        store.save(ConversationRecord("conv_1", version=1), expected_version=0)
-    assert (caught.value.expected, caught.value.found) == (0, 1)
-    assert store.load("conv_1") == ConversationRecord("conv_1", version=1)

@@ -490,3 +490,13 @@ async def test_conversations_do_not_share_state(harness: Harness) -> None:
     await first.send_message("bot")
     await second.send_message("plain")
     assert harness.transport.sent[1] == {"conversationId": "conv_b", "body": "plain"}
+
+
+async def test_a_library_error_from_the_transport_is_raised_as_it_is(harness: Harness) -> None:
+    conv = await harness.started()
+    refusal = TransportError("rate limited")
+    harness.transport.fail_next(error=refusal)
+    with pytest.raises(TransportError) as caught:
+        await conv.send_message("Hi")
+    assert caught.value is refusal
+    assert caught.value.__cause__ is None

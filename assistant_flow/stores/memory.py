@@ -94,24 +94,36 @@ class MemoryStore(Store, AsyncStore):
         return held
 
 
-class _ThreadLock:
-    """One conversation's lock for threads, dropped from the store when nobody uses it."""
+class _HeldLock:
+    """What both kinds of per-conversation lock share: who uses it, and how it times out."""
 
-    __slots__ = ("_lock", "_store", "conversation_id", "users")
+    __slots__ = ("_store", "conversation_id", "users")
 
     def __init__(self, store: MemoryStore, conversation_id: str) -> None:
         self._store = store
-        self._lock = threading.Lock()
         self.conversation_id = conversation_id
-        self.users = 0  # holders and waiters; guarded by the store's _guard
+        self.users = 0  # holders and waiters; the entry is dropped when this reaches 0
+
+    def _timed_out(self) -> LockTimeoutError:
+        return LockTimeoutError(
+            f"conversation {self.conversation_id!r} stayed locked for more than "
+            f"{self._store.lock_timeout} s"
+        )
+
+
+class _ThreadLock(_HeldLock):
+    """One conversation's lock for threads, dropped from the store when nobody uses it."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, store: MemoryStore, conversation_id: str) -> None:
+        super().__init__(store, conversation_id)
+        self._lock = threading.Lock()
 
     def __enter__(self) -> None:
         if not self._lock.acquire(timeout=self._store.lock_timeout):
             self._leave()
-            raise LockTimeoutError(
-                f"conversation {self.conversation_id!r} stayed locked for more than "
-                f"{self._store.lock_timeout} s"
-            )
+            raise self._timed_out()
 
     def __exit__(
         self,
@@ -123,22 +135,20 @@ class _ThreadLock:
         self._leave()
 
     def _leave(self) -> None:
-        with self._store._guard:
+        with self._store._guard:  # threads share the counter
             self.users -= 1
             if self.users == 0:
                 del self._store._thread_locks[self.conversation_id]
 
 
-class _TaskLock:
+class _TaskLock(_HeldLock):
     """One conversation's lock for asyncio tasks, dropped from the store when nobody uses it."""
 
-    __slots__ = ("_lock", "_store", "conversation_id", "users")
+    __slots__ = ("_lock",)
 
     def __init__(self, store: MemoryStore, conversation_id: str) -> None:
-        self._store = store
+        super().__init__(store, conversation_id)
         self._lock = asyncio.Lock()
-        self.conversation_id = conversation_id
-        self.users = 0  # holders and waiters; tasks of one loop need no guard
 
     async def __aenter__(self) -> None:
         try:
@@ -149,10 +159,7 @@ class _TaskLock:
                 await self._lock.acquire()
         except TimeoutError:
             self._leave()
-            raise LockTimeoutError(
-                f"conversation {self.conversation_id!r} stayed locked for more than "
-                f"{self._store.lock_timeout} s"
-            ) from None
+            raise self._timed_out() from None
         except BaseException:
             self._leave()
             raise
@@ -167,6 +174,7 @@ class _TaskLock:
         self._leave()
 
     def _leave(self) -> None:
+        # Tasks of one event loop take turns, so the counter needs no guard.
         self.users -= 1
         if self.users == 0:
             del self._store._task_locks[self.conversation_id]
