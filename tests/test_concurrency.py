@@ -86,6 +86,7 @@ def test_a_held_lock_times_out_with_a_store_error() -> None:
     holder.start()
     held.wait(5)
     try:
+        flow.conversation("conv_2").send_message("Hi")  # other conversations do not wait
         with pytest.raises(LockTimeoutError, match="conv_1"):
             flow.conversation("conv_1").send_message("Hi")
     finally:
@@ -99,6 +100,7 @@ async def test_a_held_async_lock_times_out_with_a_store_error() -> None:
     store = MemoryStore(lock_timeout=0.05)
     flow = AsyncFlow(MemoryTransport(), store)
     async with store.alock("conv_1"):
+        await flow.conversation("conv_2").send_message("Hi")
         with pytest.raises(LockTimeoutError):
             await flow.conversation("conv_1").send_message("Hi")
     await flow.conversation("conv_1").send_message("Hi")
