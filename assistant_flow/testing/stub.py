@@ -1,0 +1,88 @@
+r"""Run the Kustomer stub from the command line.
+
+    python -m assistant_flow.testing.stub --port 0 --assistants FILE --api-key KEY \\
+        --fault 429@assistant_messages,count=2,reset=1
+
+It prints the base URL on the first line of stdout, then serves until interrupted (Ctrl-C or
+SIGTERM). The API key defaults to ``stub-api-key`` and is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from .._exceptions import InvalidInputError
+from ._faults import Fault, parse_fault
+from ._server import KustomerStub
+
+__all__ = ["DEFAULT_CLI_API_KEY", "main"]
+
+DEFAULT_CLI_API_KEY = "stub-api-key"
+"""The API key of a stub started from the command line without ``--api-key``."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m assistant_flow.testing.stub",
+        description="A local stand-in for a Kustomer org, for development and tests.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (0)")
+    parser.add_argument("--assistants", help="assistant YAML file (the shipped support.yaml)")
+    parser.add_argument(
+        "--api-key",
+        default=DEFAULT_CLI_API_KEY,
+        help=f"the Bearer key clients send ({DEFAULT_CLI_API_KEY})",
+    )
+    parser.add_argument(
+        "--rate-limit", type=int, default=1000, help="requests a minute before 429s (1000)"
+    )
+    parser.add_argument("--lenient", action="store_true", help="skip the assistant-protocol checks")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND[@ROUTE][,key=value...]",
+        help="inject a fault: KIND is 429, 500, slow or drop; e.g. 429@messages,count=2,reset=1",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start the stub, print its URL, serve until SIGINT or SIGTERM; the exit status."""
+    parser = _parser()
+    options = parser.parse_args(argv)
+    try:
+        faults: list[Fault] = [parse_fault(spec) for spec in options.fault]
+        stub = KustomerStub(
+            host=options.host,
+            port=options.port,
+            api_key=options.api_key,
+            assistants=options.assistants,
+            strict=not options.lenient,
+            rate_limit=options.rate_limit,
+            faults=faults,
+        )
+    except InvalidInputError as error:
+        parser.error(str(error))
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+    with stub:
+        print(stub.url, flush=True)
+        while not stop.wait(0.5):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
