@@ -21,6 +21,7 @@ from assistant_flow.testing import (
     Fault,
     KustomerStub,
     StubClient,
+    StubProcess,
     load_assistants,
     parse_fault,
 )
@@ -909,3 +910,19 @@ def test_the_stub_plays_a_custom_assistant(tmp_path: Path) -> None:
         names = [event["name"] for event in customer.events(conversation)]
         customer.http.close()
     assert names == ["onMessageReceived", "onAssistantEnded", "onConversationEnded"]
+
+
+def test_the_stub_runs_in_a_child_process_with_the_same_helpers() -> None:
+    with StubProcess(rate_limit=50, faults=[Fault("500", "init")]) as stub:
+        auth = {"Authorization": f"Bearer {stub.api_key}"}
+        init = f"{stub.url}/v2.1/chat/assistants/asst_support/init"
+        failed, served = httpx.get(init, headers=auth), httpx.get(init, headers=auth)
+        stub.fault("429", "init", reset=0.1)
+        limited = httpx.get(init, headers=auth)
+        log = stub.requests()
+        stub.reset()
+        assert stub.requests() == []
+    assert [failed.status_code, served.status_code, limited.status_code] == [500, 200, 429]
+    assert served.headers["x-ratelimit-limit"] == "50"
+    assert [entry["status"] for entry in log] == [500, 200, 429]
+    assert stub.api_key not in repr(stub)

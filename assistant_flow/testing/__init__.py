@@ -27,6 +27,7 @@ except ImportError as missing:  # pragma: no cover - depends on what is installe
 from ._assistants import DEFAULT_ASSISTANTS, Assistant, Node, load_assistants
 from ._client import AsyncStubClient, EventPage, StubClient, StubEvent
 from ._faults import FAULT_KINDS, ROUTES, Fault, parse_fault
+from ._process import StubProcess
 from ._server import KustomerStub
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "Node",
     "StubClient",
     "StubEvent",
+    "StubProcess",
     "load_assistants",
     "parse_fault",
 ]
