@@ -15,7 +15,15 @@ from typing import Any
 import httpx
 import pytest
 
-from assistant_flow import InvalidInputError, TransportError
+from assistant_flow import (
+    Flow,
+    InvalidInputError,
+    SendMessageOptions,
+    SentMessage,
+    State,
+    Transport,
+    TransportError,
+)
 from assistant_flow.testing import (
     AsyncStubClient,
     Fault,
@@ -926,3 +934,48 @@ def test_the_stub_runs_in_a_child_process_with_the_same_helpers() -> None:
     assert served.headers["x-ratelimit-limit"] == "50"
     assert [entry["status"] for entry in log] == [500, 200, 429]
     assert stub.api_key not in repr(stub)
+
+
+class RawTransport(Transport):
+    """The least a transport does: route by isInAssistantMode, post JSON, read the JSON:API."""
+
+    def __init__(self, stub: KustomerStub) -> None:
+        self.http = httpx.Client(
+            base_url=stub.url, headers={"Authorization": f"Bearer {stub.api_key}"}
+        )
+
+    def send(self, message: SendMessageOptions) -> SentMessage:
+        wire = message.to_wire()
+        assistant = wire.get("isInAssistantMode") is True
+        route = "/v2.1/chat/assistant/messages" if assistant else "/v2.1/chat/messages"
+        response = self.http.post(route, json=wire)
+        assert response.status_code == 201, response.text
+        data = response.json()["data"]
+        return SentMessage(message_id=data["id"], **data["attributes"])
+
+
+def test_what_the_flow_sends_passes_every_strict_check(kustomer_stub: KustomerStub) -> None:
+    with StubClient(kustomer_stub.url, kustomer_stub.api_key) as client:
+        transport = RawTransport(kustomer_stub)
+        flow = Flow(transport)
+        session = client.create_session("cust_1", "Help", assistant="asst_support")
+        conv = flow.conversation(session["conversationId"])
+        conv.start_assistant(client.init_assistant("asst_support"))
+        cursor = 0
+
+        def forward() -> None:
+            nonlocal cursor
+            page = client.events(session["conversationId"], cursor)
+            cursor = page.next
+            for event in page.events:
+                flow.dispatch(event.name, event.payload)
+
+        conv.choose("Can't log in")
+        forward()
+        conv.visit_article("kb_2fa")
+        conv.choose("No, I need a person")
+        forward()
+        conv.send_message("Hello?")
+        transport.http.close()
+    assert conv.state == State.ENDED
+    assert [body.get("isInAssistantMode") for body in kustomer_stub.sent()] == [True, True, False]
