@@ -595,6 +595,8 @@ async def test_the_api_key_is_not_in_the_repr(http: HTTP) -> None:
     assert KEY not in repr(transport)
     assert KEY not in str(transport)
     assert "[redacted]" in repr(transport)
+    # nor in the repr of anything it holds
+    assert KEY not in repr(vars(transport))
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,13 @@ def _random_key(message: SendMessageOptions) -> str:
     return uuid.uuid4().hex
 
 
+class _AuthHeaders(dict[str, str]):
+    """Request headers holding the API key; their repr hides it, should anything print them."""
+
+    def __repr__(self) -> str:
+        return repr({k: REDACTED if k == "Authorization" else v for k, v in self.items()})
+
+
 @dataclass(frozen=True, slots=True)
 class _Failure:
     """A retryable failure, and the wait a 429 asked for."""
@@ -112,7 +119,9 @@ class _HTTPConfig:
             httpx.USE_CLIENT_DEFAULT if timeout is None else httpx.Timeout(timeout)
         )
         self._log = get_logger() if logger is None else logger
-        self._auth = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        self._auth = _AuthHeaders(
+            {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        )
         self._assistant_url = self.base_url + routes.assistant_messages
         self._messages_url = self.base_url + routes.messages
         self._attachments_url = self.base_url + routes.attachments
@@ -143,13 +152,13 @@ class _HTTPConfig:
 
     def _message_request(
         self, message: SendMessageOptions, references: list[dict[str, Any]] | None
-    ) -> tuple[str, str, dict[str, Any], dict[str, str]]:
+    ) -> tuple[str, str, dict[str, Any], _AuthHeaders]:
         """``(url, path, body, headers)`` for ``message``, with a new Idempotency-Key."""
         path = self.routes.for_message(message)
         url = self._assistant_url if path == self.routes.assistant_messages else self._messages_url
         body = message_body(message, self._customer_for(message.conversation_id), references)
         key = self._new_key(message)
-        return url, path, body, {**self._auth, "Idempotency-Key": key}
+        return url, path, body, _AuthHeaders(self._auth, **{"Idempotency-Key": key})
 
     def _checked(
         self, response: httpx.Response, method: str, path: str
