@@ -6,12 +6,22 @@ AssistantFlowError
 │   │                                     sent and the conversation did not move
 │   ├── UnknownChoiceError                choose() named no offered quick reply or mll node
 │   ├── UnknownArticleError               visit_article() named no remembered article
-│   └── UnknownEventError                 dispatch() got an event name Kustomer does not send
+│   ├── UnknownEventError                 dispatch() got an event name Kustomer does not send
+│   └── AttachmentError                   a file breaks Kustomer's type or size limits; it
+│                                         names the file and the limit (no request was made)
 ├── ConfigurationError (also TypeError)   a flow was wired with the wrong kind of object,
 │                                         e.g. a sync transport handed to AsyncFlow
 ├── TransitionError                       the trigger is not allowed in the current state
 ├── TransportError                        the send failed; the conversation did not move,
-│                                         so a retry sends the same message again
+│   │                                     so a retry sends the same message again
+│   ├── KustomerAPIError                  Kustomer answered with an error status: `status_code`,
+│   │   │                                 and `errors` parsed from its error body
+│   │   └── RateLimitedError              429; `retry_after` is the wait Kustomer asked for
+│   ├── KustomerConnectionError           no answer: connection refused or dropped, or a timeout
+│   │   └── KustomerTimeoutError          the request timed out
+│   ├── UnexpectedResponseError           a success status with a body that is not a message
+│   └── RetriesExhaustedError             every allowed attempt failed, or the time budget ran
+│                                         out; `last_error` (also `__cause__`) is the last failure
 └── StoreError                            the store failed; nothing was sent if loading failed
     ├── ConflictError                     the record changed since it was loaded
     ├── LockTimeoutError                  the conversation stayed locked too long
@@ -20,23 +30,34 @@ AssistantFlowError
 
 Errors raised because something underneath failed keep that failure as ``__cause__``
 (``raise ... from``). No message contains a secret: errors name fields and types, never the
-values a caller passed.
+values a caller passed, and the HTTP errors never carry the API key (the transport scrubs
+it from anything it quotes, and httpx's own exceptions, kept as causes, quote no headers).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "AssistantFlowError",
+    "AttachmentError",
     "ConfigurationError",
     "ConflictError",
     "CorruptRecordError",
     "InvalidInputError",
+    "KustomerAPIError",
+    "KustomerConnectionError",
+    "KustomerErrorDetail",
+    "KustomerTimeoutError",
     "LockTimeoutError",
+    "RateLimitedError",
+    "RetriesExhaustedError",
     "StoreError",
     "TransitionError",
     "TransportError",
+    "UnexpectedResponseError",
     "UnknownArticleError",
     "UnknownChoiceError",
     "UnknownEventError",
@@ -104,6 +125,20 @@ class UnknownEventError(InvalidInputError):
         self.name = name
 
 
+class AttachmentError(InvalidInputError):
+    """A file breaks Kustomer's attachment rules (type, size a file, size a message).
+
+    Raised by the HTTP transport before it makes any request, so nothing was uploaded or sent
+    and the conversation did not move. ``name`` is the file's name and ``limit`` the rule it
+    broke, in words (say ``"5 MB a file"``).
+    """
+
+    def __init__(self, message: str, *, field: str, name: str, limit: str) -> None:
+        super().__init__(message, field=field)
+        self.name = name
+        self.limit = limit
+
+
 class ConfigurationError(AssistantFlowError, TypeError):
     """A flow was given the wrong kind of collaborator (say, a sync store to AsyncFlow)."""
 
@@ -123,6 +158,104 @@ class TransitionError(AssistantFlowError):
 
 class TransportError(AssistantFlowError):
     """The transport could not deliver the message. The conversation did not move."""
+
+
+@dataclass(frozen=True, slots=True)
+class KustomerErrorDetail:
+    """One entry of a Kustomer error body, in either of its two documented shapes.
+
+    Most routes answer ``{"errors": [{"code", "message", "meta"}]}``; some answer JSON:API
+    errors ``{"status", "code", "title", "detail", "source", "meta"}``. Fields a shape lacks
+    are ``None``.
+    """
+
+    code: str | None = None
+    message: str | None = None
+    status: str | None = None
+    title: str | None = None
+    detail: str | None = None
+    source: Mapping[str, Any] | None = None
+    meta: Mapping[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def text(self) -> str:
+        """The most readable description present: ``message``, else ``detail``, else ``title``."""
+        return self.message or self.detail or self.title or ""
+
+
+class KustomerAPIError(TransportError):
+    """Kustomer answered with an error status.
+
+    ``status_code`` is the HTTP status, ``errors`` the entries of Kustomer's error body
+    (empty when the body was not one), ``method`` and ``path`` the request that failed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        errors: Sequence[KustomerErrorDetail] = (),
+        method: str = "",
+        path: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.errors = tuple(errors)
+        self.method = method
+        self.path = path
+
+
+class RateLimitedError(KustomerAPIError):
+    """429 Too Many Requests. ``retry_after`` is the wait in seconds Kustomer asked for, if any."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: Sequence[KustomerErrorDetail] = (),
+        method: str = "",
+        path: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status_code=429, errors=errors, method=method, path=path)
+        self.retry_after = retry_after
+
+
+class KustomerConnectionError(TransportError):
+    """No answer came: the connection was refused or dropped, or the request timed out."""
+
+
+class KustomerTimeoutError(KustomerConnectionError):
+    """The request timed out (connecting, writing, reading or waiting for a pooled connection)."""
+
+
+class UnexpectedResponseError(TransportError):
+    """Kustomer answered with a success status but a body that is not what the route returns.
+
+    Not retried: the request may well have been processed.
+    """
+
+    def __init__(self, message: str, *, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class RetriesExhaustedError(TransportError):
+    """Every allowed attempt failed, or waiting for another would pass the time budget.
+
+    ``attempts`` is how many requests were made, ``elapsed`` the seconds spent, and
+    ``last_error`` the last failure (a :class:`KustomerAPIError` or
+    :class:`KustomerConnectionError`), which is also ``__cause__``.
+    """
+
+    def __init__(
+        self, message: str, *, attempts: int, elapsed: float, last_error: TransportError
+    ) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.elapsed = elapsed
+        self.last_error = last_error
 
 
 class StoreError(AssistantFlowError):

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import mimetypes
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from pydantic.alias_generators import to_camel
+
+from ._exceptions import InvalidInputError
 
 __all__ = [
     "Attachment",
@@ -162,6 +164,39 @@ class Attachment(WireModel):
             content_type=guessed or "application/octet-stream",
             content=file.read_bytes(),
         )
+
+    @classmethod
+    def from_bytes(cls, content: bytes, name: str, content_type: str | None = None) -> Attachment:
+        """Wrap bytes under a file name; the content type is guessed from the name unless given."""
+        guessed = content_type or mimetypes.guess_type(name)[0]
+        return cls(name=name, content_type=guessed or "application/octet-stream", content=content)
+
+    @classmethod
+    def from_file(
+        cls, file: BinaryIO, name: str | None = None, content_type: str | None = None
+    ) -> Attachment:
+        """Read an open binary file object from where it stands to its end.
+
+        The name defaults to the file's own (``open(...)`` objects have one, the final part
+        of its path is kept); a file object without a name, such as ``io.BytesIO``, needs
+        ``name``. The content type is guessed from the name unless given.
+        """
+        if name is None:
+            own = getattr(file, "name", None)
+            if not isinstance(own, str) or not own:
+                raise InvalidInputError(
+                    "Attachment.from_file: this file object has no name; pass `name`",
+                    field="name",
+                )
+            name = Path(own).name
+        content = file.read()
+        if not isinstance(content, bytes):
+            raise InvalidInputError(
+                "Attachment.from_file: the file must be opened in binary mode ('rb'), "
+                f"its read() gave {type(content).__name__}",
+                field="file",
+            )
+        return cls.from_bytes(content, name, content_type)
 
     def to_wire(self) -> dict[str, Any]:
         """``{"file": {"name", "type", "size"}}``."""

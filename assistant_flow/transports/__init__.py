@@ -1,6 +1,20 @@
 """Transports: what actually delivers a customer message to Kustomer."""
 
+from ._attachments import AttachmentLimits
+from ._retry import Retry
+from ._wire import Routes
 from .base import AsyncTransport, Transport
+from .http import DEFAULT_TIMEOUT, AsyncHTTPTransport, HTTPTransport
 from .memory import MemoryTransport
 
-__all__ = ["AsyncTransport", "MemoryTransport", "Transport"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "AsyncHTTPTransport",
+    "AsyncTransport",
+    "AttachmentLimits",
+    "HTTPTransport",
+    "MemoryTransport",
+    "Retry",
+    "Routes",
+    "Transport",
+]

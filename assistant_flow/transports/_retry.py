@@ -1,0 +1,160 @@
+"""When to try a request again, and how long to wait first.
+
+Kustomer's documented behaviour [D]: over the org's per-minute budget it answers
+``429 Too Many Requests`` with ``x-ratelimit-limit``, ``x-ratelimit-remaining`` and
+``x-ratelimit-reset`` headers. ``Retry-After`` is not mentioned in any Kustomer text, so it is
+honoured when present and otherwise ``x-ratelimit-reset`` is [I]. Everything with I/O or
+chance in it (sleeping, the clocks, the random source) is a field of :class:`Retry`, so tests
+run instantly and the same way every time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+
+from .._exceptions import InvalidInputError, RetriesExhaustedError, TransportError
+
+__all__ = ["Retry", "RetryBudget", "rate_limit_wait"]
+
+# An x-ratelimit-reset above this is a Unix time (2001-09-09 onwards), below it a number of
+# seconds from now: the contract's rule, as no Kustomer text says which form it sends.
+_EPOCH_THRESHOLD = 1e9
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Retry:
+    """How hard the HTTP transport tries before giving up on one request.
+
+    * ``attempts``: requests made at most, the first included (``1`` turns retries off).
+    * ``max_elapsed``: seconds one request may take, waits included. A wait that would end
+      past it is not started: the transport gives up at once.
+    * ``backoff`` and ``max_backoff``: after the n-th failure (a 5xx, a connection error, a
+      timeout, or a 429 that names no wait) the transport sleeps a random time between 0 and
+      ``min(max_backoff, backoff * 2 ** (n - 1))`` ("full jitter").
+    * ``sleep``, ``async_sleep``, ``random``, ``clock`` (monotonic seconds, for the budget)
+      and ``now`` (Unix seconds, for reset times and HTTP dates) are injectable for tests.
+
+    Other 4xx answers are never retried: the same request would fail the same way.
+    """
+
+    attempts: int = 4
+    max_elapsed: float = 30.0
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    async_sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, repr=False)
+    random: Callable[[], float] = field(default=random.random, repr=False)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    now: Callable[[], float] = field(default=time.time, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.attempts, int) or self.attempts < 1:
+            raise InvalidInputError(
+                "Retry: `attempts` must be an int of at least 1 (1 means no retries)",
+                field="attempts",
+            )
+        for name in ("max_elapsed", "backoff", "max_backoff"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value < 0:
+                raise InvalidInputError(
+                    f"Retry: `{name}` must be a number of seconds, 0 or more", field=name
+                )
+
+    def backoff_delay(self, failures: int) -> float:
+        """The jittered wait after the ``failures``-th failure in a row (1 for the first)."""
+        ceiling = min(self.max_backoff, self.backoff * 2.0 ** (failures - 1))
+        return self.random() * ceiling
+
+
+def rate_limit_wait(headers: Mapping[str, str], now: float) -> float | None:
+    """The seconds a 429 asks the client to wait, or ``None`` if it names no wait.
+
+    ``Retry-After`` wins when present: delay-seconds or an HTTP date. Otherwise
+    ``x-ratelimit-reset``: a Unix time when larger than 10⁹, else seconds from now. A time
+    already past means no wait; a header that cannot be read counts as absent.
+    """
+    retry_after = headers.get("retry-after")
+    if retry_after is not None:
+        wait = _seconds_or_http_date(retry_after.strip(), now)
+        if wait is not None:
+            return wait
+    reset = headers.get("x-ratelimit-reset")
+    if reset is not None:
+        seconds = _number(reset.strip())
+        if seconds is not None:
+            return max(0.0, seconds - now if seconds > _EPOCH_THRESHOLD else seconds)
+    return None
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    # nan and inf are floats too, but no wait.
+    return value if math.isfinite(value) else None
+
+
+def _seconds_or_http_date(text: str, now: float) -> float | None:
+    seconds = _number(text)
+    if seconds is not None:
+        return max(0.0, seconds)
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - now)
+
+
+class RetryBudget:
+    """The bookkeeping of one request's attempts: counts them and times them.
+
+    Call :meth:`wait_after` with each failure: it returns how long to sleep before the next
+    attempt, or raises :class:`RetriesExhaustedError` (from the failure) when no attempt is
+    left or the wait would end past ``max_elapsed``.
+    """
+
+    __slots__ = ("_failures", "_retry", "_started", "attempts")
+
+    def __init__(self, retry: Retry) -> None:
+        self._retry = retry
+        self._started = retry.clock()
+        self._failures = 0
+        self.attempts = 0
+
+    def attempt(self) -> int:
+        """Count one more request and return its number (1 for the first)."""
+        self.attempts += 1
+        return self.attempts
+
+    def wait_after(self, failure: TransportError, asked: float | None = None) -> float:
+        """The seconds to sleep after ``failure``; ``asked`` is a 429's requested wait."""
+        retry = self._retry
+        self._failures += 1
+        delay = retry.backoff_delay(self._failures) if asked is None else asked
+        elapsed = retry.clock() - self._started
+        if self.attempts >= retry.attempts:
+            reason = (
+                f"all {retry.attempts} attempts failed"
+                if retry.attempts > 1
+                else "the only attempt failed (Retry(attempts=1))"
+            )
+        elif elapsed + delay > retry.max_elapsed:
+            reason = (
+                f"the next attempt would start after {elapsed + delay:.3g}s, past "
+                f"max_elapsed={retry.max_elapsed:g}s ({self.attempts} attempts made)"
+            )
+        else:
+            return delay
+        raise RetriesExhaustedError(
+            f"gave up: {reason}; the last failure was {type(failure).__name__}: {failure}",
+            attempts=self.attempts,
+            elapsed=elapsed,
+            last_error=failure,
+        ) from failure
