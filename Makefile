@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)  ## a full assistant dialog on the in-memory defaults: transcript and wire payloads
+run: $(STAMP)  ## a full assistant dialog over HTTP against the local Kustomer stub: transcript and wire payloads
 	$(BIN)/python examples/full_dialog.py
 
 test: lint typecheck unit  ## ruff, mypy --strict, then every test

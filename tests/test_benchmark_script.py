@@ -28,3 +28,18 @@ def test_the_benchmark_runs_and_prints_every_figure() -> None:
         "bytes held per idle stored conversation",
     ):
         assert row in result.stdout
+
+
+def test_the_stub_capacity_benchmark_runs() -> None:
+    script = SCRIPT.parent / "stub_capacity.py"
+    tiny = ["--requests", "64", "--httpx-requests", "16", "--concurrency", "8"]
+    result = subprocess.run(
+        [sys.executable, str(script), *tiny],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "bare asyncio HTTP/1.1 client" in result.stdout
+    assert "httpx.AsyncClient" in result.stdout
