@@ -990,3 +990,26 @@ def test_the_readme_assistant_file_loads(tmp_path: Path) -> None:
     shop = load_assistants(path)["asst_shop"]
     assert [node.id for node in shop.greeting] == ["hello"]
     assert shop.nodes["faq"].then == "done"
+
+
+def test_a_reset_during_a_long_poll_answers_it_with_404(customer: Customer, replied: str) -> None:
+    customer.events(replied)
+    answers: list[httpx.Response] = []
+    poller = Customer(customer.stub)
+
+    def poll() -> None:
+        url = f"/v2.1/chat/sessions/{replied}/events"
+        params = {"after": customer.cursor, "wait": 20}
+        answers.append(poller.http.get(url, params=params, headers=poller.auth, timeout=25))
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    for _ in range(1000):  # until the poll waits on the server (10 s at most)
+        if customer.stub.app._waiters:
+            break
+        thread.join(timeout=0.01)
+    assert customer.stub.app._waiters, "the long poll never started waiting"
+    customer.stub.reset()
+    thread.join(timeout=25)
+    poller.http.close()
+    assert answers[0].status_code == 404

@@ -19,7 +19,8 @@ from urllib.parse import parse_qsl
 from .._exceptions import InvalidInputError
 from ._answers import Answer, json_answer, rejected
 from ._faults import Fault
-from ._state import MAX_MESSAGE, Request, StubState
+from ._state import Request, StubState
+from ._uploads import MAX_MESSAGE
 
 __all__ = ["StubApp"]
 
@@ -235,8 +236,7 @@ async def _read_body(receive: Receive) -> bytes | None:
 def _request(scope: Scope, body: bytes) -> Request:
     headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
     query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
-    host, port = scope.get("server") or ("127.0.0.1", 80)
-    return Request(scope["method"], scope["path"], query, headers, body, f"http://{host}:{port}")
+    return Request(scope["method"], scope["path"], query, headers, body)
 
 
 async def _send(send: Send, answer: Answer) -> None:

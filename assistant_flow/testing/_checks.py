@@ -22,8 +22,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._answers import Rejected
+from ._assistants import Assistant
+from ._conversations import Conversation
 
-__all__ = ["INITIAL_MESSAGE_FIELDS", "MESSAGE_FIELDS", "check_fields", "check_init_payload"]
+__all__ = [
+    "INITIAL_MESSAGE_FIELDS",
+    "MESSAGE_FIELDS",
+    "bad",
+    "check_assistant_reply",
+    "check_fields",
+    "check_init_payload",
+    "check_plain_message",
+]
 
 MESSAGE_FIELDS: Mapping[str, tuple[type, ...]] = {
     "conversationId": (str,),
@@ -123,3 +133,124 @@ def check_init_payload(
                 f"`{where}.meta.template` is not the greeting initAssistant returned",
                 f"{where}.meta.template",
             )
+
+
+def check_plain_message(conversation: Conversation, body: dict[str, Any]) -> None:
+    """A message to the plain route: no assistant runs, and the message claims none."""
+    if conversation.run in ("waiting", "running"):
+        raise bad(
+            "the assistant is running on this conversation: send customer messages to "
+            "/v2.1/chat/assistant/messages with isInAssistantMode true until onAssistantEnded",
+            "isInAssistantMode",
+        )
+    if body.get("isInAssistantMode") is True:
+        raise bad(
+            "`isInAssistantMode` must not be true: no assistant runs on this conversation "
+            "(it ended, or never started)",
+            "isInAssistantMode",
+        )
+    for name in ("initAssistantPayload", "lastDeflection"):
+        if name in body:
+            raise bad(f"`{name}` only goes with assistant replies", name)
+
+
+def check_assistant_reply(
+    conversation: Conversation, body: dict[str, Any], assistants: Mapping[str, Assistant]
+) -> Assistant:
+    """A message to the assistant route; returns the assistant whose run it answers."""
+    if body.get("isInAssistantMode") is not True:
+        raise bad(
+            "`isInAssistantMode` must be true on the assistant route (send it on every "
+            "customer message until onAssistantEnded)",
+            "isInAssistantMode",
+        )
+    if conversation.run == "ended":
+        raise bad(
+            "the assistant ended (onAssistantEnded was emitted): send to /v2.1/chat/messages "
+            "with isInAssistantMode false",
+            "isInAssistantMode",
+        )
+    payload = body.get("initAssistantPayload")
+    if conversation.run in ("none", "waiting"):
+        return _check_first_reply(conversation, body, payload, assistants)
+    if payload is not None:
+        raise bad(
+            "`initAssistantPayload` goes on the first reply only; this conversation already "
+            "replied to the assistant",
+            "initAssistantPayload",
+        )
+    assistant = conversation.assistant
+    assert assistant is not None
+    node = conversation.node or assistant.first_node
+    _check_answer(assistant, node, conversation.deflection, body)
+    return assistant
+
+
+def _check_first_reply(
+    conversation: Conversation,
+    body: dict[str, Any],
+    payload: dict[str, Any] | None,
+    assistants: Mapping[str, Assistant],
+) -> Assistant:
+    if payload is None:
+        raise bad(
+            "the first reply to an assistant must carry `initAssistantPayload` built from "
+            "initAssistant's answer",
+            "initAssistantPayload",
+        )
+    assistant = conversation.assistant or assistants.get(str(payload.get("assistant")))
+    if assistant is None:
+        raise bad(
+            "`initAssistantPayload.assistant` names no assistant of this org",
+            "initAssistantPayload.assistant",
+        )
+    check_init_payload(
+        payload,
+        assistant=assistant.id,
+        dialog=assistant.dialog,
+        node=assistant.first_node,
+        templates=[node.template for node in assistant.greeting],
+    )
+    greeted = tuple(a["id"] for node in assistant.greeting for a in node.articles)
+    _check_answer(assistant, assistant.first_node, greeted, body)
+    return assistant
+
+
+def _check_answer(
+    assistant: Assistant, node_id: str, pending: tuple[str, ...], body: dict[str, Any]
+) -> None:
+    node = assistant.nodes[node_id]
+    payload = body.get("payload")
+    if payload is not None and node.offered and payload not in node.offered:
+        offered = ", ".join(sorted(node.offered))
+        raise bad(
+            f"`payload` must be one of the values on offer ({offered}): a quick reply sends "
+            "the button's value, an mll answer the node's id",
+            "payload",
+        )
+    deflection = body.get("lastDeflection")
+    if pending and deflection is None:
+        raise bad(
+            "this reply follows a deflection: it must carry `lastDeflection` with the "
+            "articles and their visit counts",
+            "lastDeflection",
+        )
+    if deflection is not None:
+        if not pending:
+            raise bad(
+                "`lastDeflection` goes only on the reply after a deflection", "lastDeflection"
+            )
+        _check_deflection(deflection, pending)
+
+
+def _check_deflection(deflection: dict[str, Any], offered: tuple[str, ...]) -> None:
+    articles = deflection.get("articles")
+    if not isinstance(articles, list) or not articles:
+        raise bad("`lastDeflection.articles` must be a non-empty array", "lastDeflection.articles")
+    for index, article in enumerate(articles):
+        where = f"lastDeflection.articles.{index}"
+        if not isinstance(article, dict) or article.get("id") not in offered:
+            raise bad(f"`{where}.id` is not an article the deflection offered", f"{where}.id")
+        visited = article.get("visited")
+        if not isinstance(visited, int) or isinstance(visited, bool) or visited < 0:
+            raise bad(f"`{where}.visited` must be a count (0 or more)", f"{where}.visited")

@@ -10,31 +10,26 @@ from __future__ import annotations
 import hmac
 import json
 import math
-import secrets
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 from ._answers import Answer, Rejected, json_answer, kustomer_time, rejected
-from ._assistants import Assistant, Node
-from ._checks import bad, check_fields, check_init_payload
+from ._assistants import Assistant
+from ._checks import bad, check_assistant_reply, check_fields, check_plain_message
+from ._conversations import Conversation, assistant_sender, new_id
 from ._faults import Fault
+from ._uploads import Uploads
 
-__all__ = ["MAX_FILE", "MAX_MESSAGE", "Request", "StubState"]
+__all__ = ["MAX_WAIT", "Request", "StubState"]
 
-MAX_FILE = 5 * 1024 * 1024
-"""The largest file the stub takes (5 MB, read as MiB: never stricter than a client)."""
-MAX_MESSAGE = int(9.5 * 1024 * 1024)
-"""The most attachment bytes one message may carry (9.5 MB)."""
 MAX_WAIT = 30.0
+"""The longest long poll, in seconds."""
 _WINDOW = 60.0
-_FILE_TYPES = ("image/", "video/", "application/pdf")
 _IDEMPOTENT = frozenset({"sessions", "assistant_messages", "messages", "attachments"})
-
-RunState = Literal["none", "waiting", "running", "ended"]
 
 
 @dataclass(slots=True)
@@ -46,7 +41,6 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
-    base_url: str
 
     def json(self) -> object:
         """The body as JSON; a 400 naming the body when it is not."""
@@ -54,44 +48,6 @@ class Request:
             return json.loads(self.body)
         except ValueError as error:
             raise bad("the request body must be JSON", "(body)") from error
-
-
-@dataclass(slots=True)
-class Conversation:
-    """A chat session and its assistant run."""
-
-    id: str
-    customer_id: str
-    title: str
-    created_at: str
-    lang: str | None
-    assistant: Assistant | None
-    run: RunState = "none"
-    node: str | None = None
-    deflection: tuple[str, ...] = ()
-    ended: bool = False
-    events: list[dict[str, Any]] = field(default_factory=list)
-    messages: list[dict[str, Any]] = field(default_factory=list)
-
-    def session(self) -> dict[str, Any]:
-        """The session's attributes (``createConversation``'s callbackResponse, and more)."""
-        data: dict[str, Any] = {
-            "conversationId": self.id,
-            "customerId": self.customer_id,
-            "title": self.title,
-            "createdAt": self.created_at,
-            "ended": self.ended,
-            "isInAssistantMode": self.run in ("waiting", "running"),
-        }
-        if self.assistant is not None:
-            data["assistant"] = self.assistant.id
-        if self.lang is not None:
-            data["lang"] = self.lang
-        return data
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(8)}"
 
 
 class StubState:
@@ -114,6 +70,8 @@ class StubState:
         self._initial_faults = [Fault.from_json(f.to_json()) for f in faults]
         self._lock = threading.Lock()
         self._keep_requests = keep_requests
+        self.base_url = ""
+        """Where the stub listens (set by the server once bound); upload URLs point there."""
         self.notify: Callable[[str], None] = lambda conversation_id: None
         """Called (under the lock) when a conversation gets a new event; the app wakes pollers."""
         self._clear()
@@ -122,7 +80,7 @@ class StubState:
 
     def _clear(self) -> None:
         self.conversations: dict[str, Conversation] = {}
-        self.attachments: dict[str, dict[str, Any]] = {}
+        self.uploads = Uploads()
         self.faults: list[Fault] = [Fault.from_json(f.to_json()) for f in self._initial_faults]
         self.requests: deque[dict[str, Any]] = deque(maxlen=self._keep_requests)
         self._replies: OrderedDict[str, tuple[str, object, Answer]] = OrderedDict()
@@ -132,7 +90,10 @@ class StubState:
     def reset(self) -> None:
         """Forget every session, event, request and idempotency key; restore the initial faults."""
         with self._lock:
+            forgotten = list(self.conversations)
             self._clear()
+            for conversation_id in forgotten:  # long polls on them answer now (404)
+                self.notify(conversation_id)
 
     def add_faults(self, faults: Iterable[Fault]) -> None:
         """Queue faults; the first one matching a request's route is used."""
@@ -165,7 +126,7 @@ class StubState:
             conversation = self.conversations.get(conversation_id)
             if conversation is None:
                 raise KeyError(conversation_id)
-            message = self._outbound(conversation, {"templateType": "text", "body": body})
+            message = conversation.outbound({"templateType": "text", "body": body})
             message["sentBy"] = {"type": "user", "id": agent}
             self._emit(conversation, "onMessageReceived", message)
 
@@ -214,7 +175,11 @@ class StubState:
         """Authenticate, count against the rate limit, then answer the route."""
         if route == "upload":
             with self._lock:
-                return self._guarded(lambda: self._upload(params, request))
+                return self._guarded(
+                    lambda: self.uploads.upload(
+                        params["attachment"], request.headers, request.body, strict=self.strict
+                    )
+                )
         with self._lock:
             authorized = self._authorized(request.headers.get("authorization"))
             limit_headers, over = self._count() if authorized is None else (self._limits(), False)
@@ -299,7 +264,9 @@ class StubState:
             "sessions": self._create_session,
             "assistant_messages": self._assistant_message,
             "messages": self._plain_message,
-            "attachments": self._announce,
+            "attachments": lambda raw: self.uploads.announce(
+                raw, self.conversations, self.base_url
+            ),
         }
         answer = handlers[route](body)
         if key is not None and 200 <= answer.status < 300:
@@ -331,7 +298,7 @@ class StubState:
             if assistant is None:
                 raise Rejected(404, "not_found", "no assistant with this id", "assistant")
         conversation = Conversation(
-            id=_new_id("conv"),
+            id=new_id("conv"),
             customer_id=body["customerId"],
             title=body["title"],
             created_at=kustomer_time(),
@@ -360,12 +327,12 @@ class StubState:
                 "id": f"init_{node.id}",
                 "channel": "chat",
                 "createdAt": now,
-                "sentBy": _assistant_sender(assistant),
+                "sentBy": assistant_sender(assistant),
                 "meta": meta,
                 "direction": "out",
                 "directionType": "initial-out",
                 "importedAt": now,
-                "trackingId": _new_id("trk"),
+                "trackingId": new_id("trk"),
             }
             if assistant.lang is not None:
                 message["lang"] = assistant.lang
@@ -389,54 +356,11 @@ class StubState:
             raise bad("`customerId` is not the customer of this conversation", "customerId")
         return conversation
 
-    def _attachments(self, body: dict[str, Any], conversation: Conversation) -> list[Any]:
-        files = body.get("attachments") or []
-        total = 0
-        for index, item in enumerate(files):
-            where = f"attachments.{index}"
-            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-                raise bad(
-                    f"`{where}` must be an object with the `id` the attachment route gave", where
-                )
-            known = self.attachments.get(item["id"])
-            if known is None or known["conversationId"] != conversation.id:
-                raise bad(f"`{where}.id` names no attachment of this conversation", f"{where}.id")
-            if not known["uploaded"]:
-                raise bad(f"`{where}.id`: the file was announced but never uploaded", f"{where}.id")
-            total += known["contentLength"]
-        if total > MAX_MESSAGE:
-            raise bad(
-                f"the attachments add up to {total} bytes; a message takes at most {MAX_MESSAGE}",
-                "attachments",
-            )
-        return [
-            {
-                key: self.attachments[item["id"]][key]
-                for key in ("id", "name", "contentType", "contentLength")
-            }
-            for item in files
-        ]
-
     def _plain_message(self, raw: object) -> Answer:
         body = check_fields(raw, strict=self.strict)
         conversation = self._conversation(body)
         if self.strict:
-            if conversation.run in ("waiting", "running"):
-                raise bad(
-                    "the assistant is running on this conversation: send customer messages to "
-                    "/v2.1/chat/assistant/messages with isInAssistantMode true until "
-                    "onAssistantEnded",
-                    "isInAssistantMode",
-                )
-            if body.get("isInAssistantMode") is True:
-                raise bad(
-                    "`isInAssistantMode` must not be true: no assistant runs on this "
-                    "conversation (it ended, or never started)",
-                    "isInAssistantMode",
-                )
-            for name in ("initAssistantPayload", "lastDeflection"):
-                if name in body:
-                    raise bad(f"`{name}` only goes with assistant replies", name)
+            check_plain_message(conversation, body)
         return self._store(conversation, body)
 
     def _assistant_message(self, raw: object) -> Answer:
@@ -444,112 +368,25 @@ class StubState:
         conversation = self._conversation(body)
         starting = conversation.run in ("none", "waiting")
         if self.strict:
-            self._check_protocol(conversation, body)
+            assistant = check_assistant_reply(conversation, body, self.assistants)
+            conversation.assistant = assistant
         elif conversation.run == "none":
             # Lenient: an assistant route message without a run starts the named one, if any.
             named = body.get("initAssistantPayload", {}).get("assistant")
             conversation.assistant = self.assistants.get(named) or conversation.assistant
         if conversation.run == "ended" or conversation.assistant is None:
             return self._store(conversation, body)
+        answer = self._store(conversation, body)
         if starting:
             conversation.run = "running"
-            conversation.node = conversation.node or conversation.assistant.first_node
-        answer = self._store(conversation, body)
-        self._advance(conversation, body.get("payload"))
+            conversation.node = conversation.assistant.first_node
+        conversation.advance(body.get("payload"), self._emit)
         return answer
 
-    def _check_protocol(self, conversation: Conversation, body: dict[str, Any]) -> None:
-        if body.get("isInAssistantMode") is not True:
-            raise bad(
-                "`isInAssistantMode` must be true on the assistant route (send it on every "
-                "customer message until onAssistantEnded)",
-                "isInAssistantMode",
-            )
-        if conversation.run == "ended":
-            raise bad(
-                "the assistant ended (onAssistantEnded was emitted): send to /v2.1/chat/messages "
-                "with isInAssistantMode false",
-                "isInAssistantMode",
-            )
-        payload = body.get("initAssistantPayload")
-        if conversation.run in ("none", "waiting"):
-            if payload is None:
-                raise bad(
-                    "the first reply to an assistant must carry `initAssistantPayload` built from "
-                    "initAssistant's answer",
-                    "initAssistantPayload",
-                )
-            assistant = conversation.assistant or self.assistants.get(str(payload.get("assistant")))
-            if assistant is None:
-                raise bad(
-                    "`initAssistantPayload.assistant` names no assistant of this org",
-                    "initAssistantPayload.assistant",
-                )
-            check_init_payload(
-                payload,
-                assistant=assistant.id,
-                dialog=assistant.dialog,
-                node=assistant.first_node,
-                templates=[node.template for node in assistant.greeting],
-            )
-            greeted = tuple(a["id"] for node in assistant.greeting for a in node.articles)
-            self._check_answer(assistant, assistant.first_node, greeted, body)
-            conversation.assistant, conversation.node = assistant, assistant.first_node
-            return
-        elif payload is not None:
-            raise bad(
-                "`initAssistantPayload` goes on the first reply only; this conversation already "
-                "replied to the assistant",
-                "initAssistantPayload",
-            )
-        assert conversation.assistant is not None
-        node = conversation.node or conversation.assistant.first_node
-        self._check_answer(conversation.assistant, node, conversation.deflection, body)
-
-    def _check_answer(
-        self, assistant: Assistant, node_id: str, pending: tuple[str, ...], body: dict[str, Any]
-    ) -> None:
-        node = assistant.nodes[node_id]
-        payload = body.get("payload")
-        if payload is not None and node.offered and payload not in node.offered:
-            offered = ", ".join(sorted(node.offered))
-            raise bad(
-                f"`payload` must be one of the values on offer ({offered}): a quick reply sends "
-                "the button's value, an mll answer the node's id",
-                "payload",
-            )
-        deflection = body.get("lastDeflection")
-        if pending and deflection is None:
-            raise bad(
-                "this reply follows a deflection: it must carry `lastDeflection` with the "
-                "articles and their visit counts",
-                "lastDeflection",
-            )
-        if deflection is not None:
-            if not pending:
-                raise bad(
-                    "`lastDeflection` goes only on the reply after a deflection", "lastDeflection"
-                )
-            self._check_deflection(deflection, pending)
-
-    def _check_deflection(self, deflection: dict[str, Any], offered: tuple[str, ...]) -> None:
-        articles = deflection.get("articles")
-        if not isinstance(articles, list) or not articles:
-            raise bad(
-                "`lastDeflection.articles` must be a non-empty array", "lastDeflection.articles"
-            )
-        for index, article in enumerate(articles):
-            where = f"lastDeflection.articles.{index}"
-            if not isinstance(article, dict) or article.get("id") not in offered:
-                raise bad(f"`{where}.id` is not an article the deflection offered", f"{where}.id")
-            visited = article.get("visited")
-            if not isinstance(visited, int) or isinstance(visited, bool) or visited < 0:
-                raise bad(f"`{where}.visited` must be a count (0 or more)", f"{where}.visited")
-
     def _store(self, conversation: Conversation, body: dict[str, Any]) -> Answer:
-        attachments = self._attachments(body, conversation)
+        attachments = self.uploads.references(body.get("attachments") or [], conversation.id)
         message = {
-            "messageId": _new_id("msg"),
+            "messageId": new_id("msg"),
             "body": body.get("body"),
             "createdAt": kustomer_time(),
             "direction": "in",
@@ -562,48 +399,6 @@ class StubState:
         return json_answer(
             201, {"data": {"type": "message", "id": message["messageId"], "attributes": attributes}}
         )
-
-    def _advance(self, conversation: Conversation, payload: str | None) -> None:
-        assistant = conversation.assistant
-        assert assistant is not None
-        waiting = assistant.nodes[conversation.node or assistant.first_node]
-        target = waiting.answer(payload) or waiting.id
-        for node in assistant.chain(target):
-            self._say(conversation, assistant, node)
-            conversation.node = node.id
-            if node.end is not None:
-                conversation.run = "ended"
-                self._emit(
-                    conversation,
-                    "onAssistantEnded",
-                    {"conversationId": conversation.id, "isInAssistantMode": False},
-                )
-                if node.end == "conversation":
-                    conversation.ended = True
-                    self._emit(
-                        conversation, "onConversationEnded", {"conversationId": conversation.id}
-                    )
-
-    def _say(self, conversation: Conversation, assistant: Assistant, node: Node) -> None:
-        message = self._outbound(conversation, node.template)
-        if node.articles:
-            message["meta"]["articles"] = list(node.articles)
-            conversation.deflection = tuple(article["id"] for article in node.articles)
-        message["sentBy"] = _assistant_sender(assistant)
-        if assistant.lang is not None:
-            message["lang"] = assistant.lang
-        self._emit(conversation, "onMessageReceived", message)
-
-    def _outbound(self, conversation: Conversation, template: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "messageId": _new_id("msg"),
-            "body": template.get("body"),
-            "createdAt": kustomer_time(),
-            "direction": "out",
-            "directionType": "followup-out",
-            "conversationId": conversation.id,
-            "meta": {"template": template},
-        }
 
     def _emit(self, conversation: Conversation, name: str, payload: dict[str, Any]) -> None:
         cursor = len(conversation.events) + 1
@@ -628,107 +423,14 @@ class StubState:
         return answer
 
     def _events_page(self, conversation_id: str, after: int) -> Answer:
-        events = self.conversations[conversation_id].events[after:]
+        conversation = self.conversations.get(conversation_id)
+        if conversation is None:  # unknown, or forgotten by a reset during a long poll
+            return rejected(404, "not_found", "no conversation with this id", "conversationId")
+        events = conversation.events[after:]
         answer = json_answer(200, {"events": events, "next": after + len(events)})
         if not events:
             answer.poll = (conversation_id, after, 0.0)
         return answer
-
-    def _announce(self, raw: object) -> Answer:
-        if not isinstance(raw, dict):
-            raise bad("the request body must be a JSON object", "(body)")
-        for name, kind in (("conversationId", str), ("name", str), ("contentType", str)):
-            if not isinstance(raw.get(name), kind) or not raw[name]:
-                raise bad(f"`{name}` is required, a non-empty string", name)
-        length = raw.get("contentLength")
-        if not isinstance(length, int) or isinstance(length, bool) or length < 1:
-            raise bad("`contentLength` is required, the file's size in bytes", "contentLength")
-        if raw["conversationId"] not in self.conversations:
-            raise Rejected(404, "not_found", "no conversation with this id", "conversationId")
-        if not raw["contentType"].startswith(_FILE_TYPES):
-            raise Rejected(
-                415,
-                "unsupported_media_type",
-                "chat takes image, PDF and video files",
-                "contentType",
-            )
-        if length > MAX_FILE:
-            raise Rejected(
-                413,
-                "payload_too_large",
-                f"a file may have at most {MAX_FILE} bytes",
-                "contentLength",
-            )
-        attachment_id = _new_id("att")
-        record = {
-            "id": attachment_id,
-            "conversationId": raw["conversationId"],
-            "name": raw["name"],
-            "contentType": raw["contentType"],
-            "contentLength": length,
-            "uploaded": False,
-            "token": secrets.token_hex(8),
-        }
-        self.attachments[attachment_id] = record
-        attributes = {
-            k: record[k] for k in ("name", "contentType", "contentLength", "conversationId")
-        }
-        fields = {
-            "key": f"attachments/{attachment_id}/{raw['name']}",
-            "Content-Type": raw["contentType"],
-            "x-stub-token": record["token"],
-        }
-        return json_answer(
-            201,
-            {
-                "data": {"type": "attachment", "id": attachment_id, "attributes": attributes},
-                "meta": {
-                    "upload": {
-                        "url": f"{self.base_url}/_stub/uploads/{attachment_id}",
-                        "fields": fields,
-                    }
-                },
-            },
-        )
-
-    base_url = ""
-    """Where the stub listens; set by the server, used for upload URLs."""
-
-    def _upload(self, params: dict[str, str], request: Request) -> Answer:
-        record = self.attachments.get(params["attachment"])
-        if record is None:
-            raise Rejected(404, "not_found", "no attachment with this id", "attachment")
-        if self.strict and "authorization" in request.headers:
-            raise bad(
-                "do not send your Kustomer Authorization to the upload URL: it needs none",
-                "Authorization",
-            )
-        parts = _multipart(request)
-        expected = {
-            "key": f"attachments/{record['id']}/{record['name']}",
-            "Content-Type": record["contentType"],
-            "x-stub-token": record["token"],
-        }
-        for name, value in expected.items():
-            if parts.get(name) != value.encode():
-                raise bad(f"form field `{name}` must be sent as meta.upload.fields gave it", name)
-        content = parts.get("file")
-        if content is None:
-            raise bad("the form needs a `file` part, after the fields", "file")
-        if len(content) != record["contentLength"]:
-            raise bad(
-                f"`file` has {len(content)} bytes; the announce said {record['contentLength']}",
-                "file",
-            )
-        record["uploaded"] = True
-        return Answer(204)
-
-
-def _assistant_sender(assistant: Assistant) -> dict[str, Any]:
-    sender: dict[str, Any] = {"type": "assistant", "id": assistant.id}
-    if "publicName" in assistant.attributes:
-        sender["displayName"] = assistant.attributes["publicName"]
-    return sender
 
 
 def _number(value: float) -> bytes:
@@ -757,36 +459,3 @@ def _loggable(request: Request) -> object:
         return json.loads(request.body)
     except ValueError:
         return request.body.decode("utf-8", "replace")
-
-
-def _multipart(request: Request) -> dict[str, bytes]:
-    """The named parts of a ``multipart/form-data`` body (enough for an upload form)."""
-    content_type = request.headers.get("content-type", "")
-    kind, _, params = content_type.partition(";")
-    boundary = ""
-    for param in params.split(";"):
-        key, _, value = param.strip().partition("=")
-        if key.lower() == "boundary":
-            boundary = value.strip('"')
-    if kind.strip().lower() != "multipart/form-data" or not boundary:
-        raise bad("the upload must be multipart/form-data", "Content-Type")
-    parts: dict[str, bytes] = {}
-    delimiter = b"--" + boundary.encode()
-    for chunk in request.body.split(delimiter)[1:]:
-        if chunk.startswith(b"--"):
-            break
-        head, sep, content = chunk.partition(b"\r\n\r\n")
-        if not sep:
-            raise bad("a form part has no headers", "file")
-        name = None
-        for line in head.decode("latin-1").split("\r\n"):
-            header, _, value = line.partition(":")
-            if header.strip().lower() == "content-disposition":
-                for piece in value.split(";"):
-                    key, _, raw = piece.strip().partition("=")
-                    if key == "name":
-                        name = raw.strip('"')
-        if name is None:
-            raise bad("a form part has no name", "file")
-        parts[name] = content[:-2] if content.endswith(b"\r\n") else content
-    return parts
