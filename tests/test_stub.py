@@ -535,7 +535,9 @@ async def stub_client(
             yield SyncView(sync)
 
 
-async def test_the_stub_client_does_what_the_core_sdk_does(stub_client: Any) -> None:
+async def test_the_stub_client_does_what_the_core_sdk_does(
+    stub_client: Any, kustomer_stub: KustomerStub
+) -> None:
     init = await stub_client.init_assistant("asst_support")
     session = await stub_client.create_session(
         "cust_9", "Help", assistant=init["assistant"], lang="en"
@@ -544,8 +546,17 @@ async def test_the_stub_client_does_what_the_core_sdk_does(stub_client: Any) -> 
     assert session["ended"] is False
     page = await stub_client.events(session["conversationId"], after=0, wait=0)
     assert (page.events, page.next) == ([], 0)
-    with pytest.raises(TransportError, match="404"):
+    with pytest.raises(TransportError, match="404") as refused:
         await stub_client.init_assistant("asst_nobody")
+    assert kustomer_stub.api_key not in str(refused.value)
+
+
+def test_stub_clients_keep_the_key_out_of_their_repr(kustomer_stub: KustomerStub) -> None:
+    with StubClient(kustomer_stub.url, kustomer_stub.api_key) as client:
+        assert kustomer_stub.api_key not in repr(client)
+    assert kustomer_stub.api_key not in repr(
+        AsyncStubClient(kustomer_stub.url, kustomer_stub.api_key)
+    )
 
 
 # --- faults -----------------------------------------------------------------------------------
