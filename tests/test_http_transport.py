@@ -384,6 +384,7 @@ async def test_the_jitter_scales_each_wait(http: HTTP) -> None:
         httpx.ConnectTimeout("timed out"),
         httpx.ReadTimeout("timed out"),
         httpx.PoolTimeout("timed out"),
+        httpx.ProxyError("proxy answered 502"),
     ],
     ids=lambda failure: type(failure).__name__,
 )
@@ -397,11 +398,18 @@ async def test_connection_errors_and_timeouts_are_retried(
     assert http.time.slept == [0.25]
 
 
-async def test_an_error_httpx_cannot_recover_from_is_not_retried(http: HTTP) -> None:
-    http.kustomer.answer(httpx.LocalProtocolError("bad request line"))
+@pytest.mark.parametrize(
+    "failure",
+    [httpx.LocalProtocolError("bad request line"), httpx.UnsupportedProtocol("gopher://")],
+    ids=lambda failure: type(failure).__name__,
+)
+async def test_an_error_a_retry_cannot_cure_is_not_retried(
+    http: HTTP, failure: httpx.TransportError
+) -> None:
+    http.kustomer.answer(failure)
     with pytest.raises(KustomerConnectionError) as caught:
         await http.send(http.transport(), message())
-    assert isinstance(caught.value.__cause__, httpx.LocalProtocolError)
+    assert caught.value.__cause__ is failure
     assert len(http.kustomer.requests) == 1
 
 

@@ -30,8 +30,14 @@ __all__ = ["RETRYABLE_HTTPX_ERRORS", "connection_error", "parse_error_body", "st
 
 # Failures where no answer came and sending again may succeed; with the Idempotency-Key a
 # server that dedupes can tell a repeat from a new message. Anything else httpx raises
-# (an unsupported scheme, a local protocol error) would fail the same way again.
-RETRYABLE_HTTPX_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+# (an unsupported scheme, a local protocol error, a body it cannot decode) would fail the
+# same way again.
+RETRYABLE_HTTPX_ERRORS = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    httpx.ProxyError,
+)
 
 # Kustomer's own words go into our messages; a runaway HTML error page does not.
 _MAX_QUOTED = 300
