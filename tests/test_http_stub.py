@@ -159,17 +159,17 @@ async def test_a_slow_answer_times_out_and_the_retry_is_not_processed_twice(
     on_stub: StubView,
 ) -> None:
     conversation_id = on_stub.session()
-    on_stub.stub.fault("slow", "messages", delay=0.5)
-    sent = await on_stub.send(on_stub.transport(timeout=0.15), text(conversation_id))
+    on_stub.stub.fault("slow", "messages", delay=0.9)
+    sent = await on_stub.send(on_stub.transport(timeout=0.3), text(conversation_id))
     assert sent.message_id
     settle(on_stub.stub)
     entries = on_stub.messages()
-    assert len(entries) == 2
-    # The slow first attempt was processed too, late: the stub replays the answer it gave
-    # the retry, so the message exists once.
+    assert entries[0]["fault"] == "slow"
+    assert len(entries) >= 2  # a busy machine may time out a retry too; the key still holds
+    assert len({entry["headers"]["idempotency-key"] for entry in entries}) == 1
+    # The slow first attempt was processed too, late: the stub answered it with the answer it
+    # gave the retry, so the message exists once.
     assert len(on_stub.stub.sent()) == 1
-    keys = {entry["headers"]["idempotency-key"] for entry in entries}
-    assert len(keys) == 1
 
 
 async def test_a_dropped_connection_is_retried(on_stub: StubView) -> None:
