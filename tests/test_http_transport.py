@@ -275,7 +275,8 @@ async def test_without_a_customer_id_none_is_sent(http: HTTP) -> None:
 async def test_a_customer_id_callable_returning_a_non_string_is_refused(http: HTTP) -> None:
     transport = http.transport(customer_id=lambda conversation_id: 42)
     with pytest.raises(InvalidInputError) as caught:
-        await http.send(transport, message())
+        # with a file, so that a late check would already have announced it
+        await http.send(transport, message(attachments=[one_png()]))
     assert caught.value.field == "customer_id"
     assert http.kustomer.requests == []
 

@@ -91,7 +91,7 @@ class _HTTPConfig:
         if not isinstance(api_key, str) or not _KEY_SHAPE.fullmatch(api_key):
             raise InvalidInputError(
                 "`api_key` must be a non-empty str without spaces or control characters: "
-                "the API key from Kustomer's Settings > Security > API Keys",
+                "pass the org's Kustomer API key",
                 field="api_key",
             )
         self._api_key = SecretStr(api_key)
@@ -151,12 +151,15 @@ class _HTTPConfig:
         return found
 
     def _message_request(
-        self, message: SendMessageOptions, references: list[dict[str, Any]] | None
+        self,
+        message: SendMessageOptions,
+        customer_id: str | None,
+        references: list[dict[str, Any]] | None,
     ) -> tuple[str, str, dict[str, Any], _AuthHeaders]:
         """``(url, path, body, headers)`` for ``message``, with a new Idempotency-Key."""
         path = self.routes.for_message(message)
         url = self._assistant_url if path == self.routes.assistant_messages else self._messages_url
-        body = message_body(message, self._customer_for(message.conversation_id), references)
+        body = message_body(message, customer_id, references)
         key = self._new_key(message)
         return url, path, body, _AuthHeaders(self._auth, **{"Idempotency-Key": key})
 
@@ -260,11 +263,13 @@ class HTTPTransport(_HTTPConfig, Transport):
 
     def send(self, message: SendMessageOptions) -> SentMessage:
         """Upload ``message``'s files, post it, and return Kustomer's ``callbackResponse``."""
+        # Everything that can refuse the message does so before the first request.
         check_attachments(message.attachments, self.attachment_limits)
+        customer_id = self._customer_for(message.conversation_id)
         references = None
         if message.attachments:
             references = [self._upload(message, file) for file in message.attachments]
-        url, path, body, headers = self._message_request(message, references)
+        url, path, body, headers = self._message_request(message, customer_id, references)
         response = self._request("POST", url, path, message.conversation_id, headers, json=body)
         return sent_message(response, message)
 
@@ -379,11 +384,13 @@ class AsyncHTTPTransport(_HTTPConfig, AsyncTransport):
 
     async def asend(self, message: SendMessageOptions) -> SentMessage:
         """Upload ``message``'s files, post it, and return Kustomer's ``callbackResponse``."""
+        # Everything that can refuse the message does so before the first request.
         check_attachments(message.attachments, self.attachment_limits)
+        customer_id = self._customer_for(message.conversation_id)
         references = None
         if message.attachments:
             references = [await self._upload(message, file) for file in message.attachments]
-        url, path, body, headers = self._message_request(message, references)
+        url, path, body, headers = self._message_request(message, customer_id, references)
         response = await self._request(
             "POST", url, path, message.conversation_id, headers, json=body
         )
