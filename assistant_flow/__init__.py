@@ -15,6 +15,9 @@ A :class:`Flow` tracks each conversation through the assistant lifecycle (``init
     (True, True)
 """
 
+from typing import TYPE_CHECKING
+
+from . import stores
 from ._conversation import RECORD_FORMAT, ConversationRecord
 from ._events import KUSTOMER_EVENTS
 from ._exceptions import (
@@ -25,6 +28,7 @@ from ._exceptions import (
     InvalidInputError,
     LockTimeoutError,
     StoreError,
+    StoreUnavailableError,
     TransitionError,
     TransportError,
     UnknownArticleError,
@@ -54,10 +58,21 @@ from ._templates import (
     QuickReplyAction,
     TextTemplate,
 )
-from .stores import AsyncStore, MemoryStore, Store
+from .stores import (
+    AsyncSQLiteStore,
+    AsyncStore,
+    AsyncStoreSession,
+    MemoryStore,
+    SQLiteStore,
+    Store,
+    StoreSession,
+)
 from .transports import AsyncTransport, MemoryTransport, Transport
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .stores.redis import AsyncRedisStore, RedisStore
 
 __all__ = [
     "KUSTOMER_EVENTS",
@@ -65,7 +80,10 @@ __all__ = [
     "AssistantFlowError",
     "AsyncConversationHandle",
     "AsyncFlow",
+    "AsyncRedisStore",
+    "AsyncSQLiteStore",
     "AsyncStore",
+    "AsyncStoreSession",
     "AsyncTransport",
     "Attachment",
     "Choice",
@@ -90,11 +108,15 @@ __all__ = [
     "QuickRepliesTemplate",
     "QuickReplyAction",
     "ReceivedMessage",
+    "RedisStore",
+    "SQLiteStore",
     "SendMessageOptions",
     "SentMessage",
     "State",
     "Store",
     "StoreError",
+    "StoreSession",
+    "StoreUnavailableError",
     "TextTemplate",
     "TransitionError",
     "Transport",
@@ -105,3 +127,11 @@ __all__ = [
     "__version__",
     "redact_secrets",
 ]
+
+
+def __getattr__(name: str) -> type:
+    """``RedisStore`` and ``AsyncRedisStore`` import redis-py on first use."""
+    if name in ("RedisStore", "AsyncRedisStore"):
+        found: type = getattr(stores, name)
+        return found
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
