@@ -128,7 +128,9 @@ class Backend:
             value = client.get(f"{self.prefix}{{{conversation_id}}}")
         finally:
             client.close()
-        return None if value is None else bytes(value).decode()
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
 
     def write_raw(self, conversation_id: str, text: str) -> None:
         if self.kind == "sqlite":
