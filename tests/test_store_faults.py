@@ -34,7 +34,11 @@ from assistant_flow import (
 )
 
 # Fail fast when Redis is down instead of redis-py's default ten retries with backoff.
-FAST: dict[str, Any] = {"retry": Retry(NoBackoff(), 1), "socket_connect_timeout": 2, "socket_timeout": 2}
+FAST: dict[str, Any] = {
+    "retry": Retry(NoBackoff(), 1),
+    "socket_connect_timeout": 2,
+    "socket_timeout": 2,
+}
 
 
 class Driver:
