@@ -1,0 +1,31 @@
+"""redis-py is an optional extra: assistant_flow imports without it and says what to install."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+WITHOUT_REDIS = """
+import sys
+sys.modules["redis"] = None  # as if redis-py were not installed
+import assistant_flow
+from assistant_flow import Flow, MemoryTransport, SQLiteStore
+try:
+    assistant_flow.RedisStore
+except ImportError as error:
+    print("ImportError:", error)
+"""
+
+
+def test_assistant_flow_imports_without_redis_and_names_the_extra() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_REDIS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ImportError: RedisStore needs redis-py: pip install 'assistant_flow[redis]'" in (
+        result.stdout
+    )
