@@ -259,7 +259,7 @@ async def test_a_lock_abandoned_by_its_holder_lapses_after_the_lock_timeout(
     durable: Backend,
 ) -> None:
     """What a crashed worker leaves behind: a lock nobody will release."""
-    crashed = durable.open(lock_timeout=0.3)
+    crashed = durable.open(lock_timeout=0.6)
     abandoned = crashed.lock("conv_1")
     await abandoned.__aenter__()  # and never __aexit__: the holder "died"
     impatient = durable.open(lock_timeout=0.05)
@@ -301,11 +301,11 @@ async def test_only_the_owner_releases_a_lock(durable: Backend) -> None:
 
 
 async def test_an_idle_conversation_expires_after_the_ttl(backend: Backend) -> None:
-    opened = backend.open(ttl=0.3)
+    opened = backend.open(ttl=0.4)
     try:
         await opened.save(record(1), 0)
         assert await opened.load("conv_1") == record(1)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.6)
         assert await opened.load("conv_1") is None
         await opened.save(record(1), 0)  # an expired conversation starts again from version 0
         assert await opened.load("conv_1") == record(1)
