@@ -211,3 +211,20 @@ async def test_a_corrupt_record_sends_nothing_and_frees_the_lock(
     await driver.call("send_message", "Hi")
     assert len(transport.sent) == 1
     await driver.close()
+
+
+async def test_a_wrong_redis_password_is_refused_without_being_shown(
+    mode: str, redis_server: RedisServer
+) -> None:
+    wrong = "not-the-pw-" + PASSWORD[::-1]
+    url = redis_server.url.replace(PASSWORD, wrong)
+    transport = MemoryTransport()
+    cls = RedisStore if mode == "sync" else AsyncRedisStore
+    driver = Driver(mode, transport, cls.from_url(url, **FAST))
+    assert wrong not in repr(driver.store)
+    with pytest.raises(StoreUnavailableError, match="refused the credentials") as caught:
+        await driver.call("send_message", "Hi")
+    assert transport.sent == []
+    assert wrong not in chain_text(caught.value)
+    assert PASSWORD not in chain_text(caught.value)
+    await driver.close()

@@ -130,7 +130,9 @@ class _RedisKeys:
         )
 
     def _unavailable(self, action: str, exc: RedisError) -> StoreUnavailableError:
-        if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        if isinstance(exc, redis.AuthenticationError):
+            why = f"Redis at {self._where} refused the credentials in the URL or client"
+        elif isinstance(exc, redis.ConnectionError | redis.TimeoutError):
             why = f"Redis at {self._where} is unreachable or dropped the connection"
         else:
             why = f"Redis at {self._where} refused the command"
