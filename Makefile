@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench diagrams clean
+.PHONY: run test lint typecheck unit bench diagrams clean redis-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,11 +26,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) redis-server
 	$(BIN)/pytest
+
+redis-server:  ## the store tests start a real redis-server; install one where it is missing
+	@command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 
 bench: $(STAMP)  ## the figures in the README
 	$(BIN)/python benchmarks/send_cost.py
+	$(BIN)/python benchmarks/store_cost.py
 
 diagrams: $(STAMP)  ## regenerate diagrams/ from the machine (needs Graphviz's dot)
 	@command -v dot >/dev/null || (apt-get update -qq && apt-get install -y -qq graphviz)

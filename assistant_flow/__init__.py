@@ -15,6 +15,9 @@ A :class:`Flow` tracks each conversation through the assistant lifecycle (``init
     (True, True)
 """
 
+from typing import TYPE_CHECKING
+
+from . import stores
 from ._conversation import RECORD_FORMAT, ConversationRecord
 from ._events import KUSTOMER_EVENTS
 from ._exceptions import (
@@ -32,6 +35,7 @@ from ._exceptions import (
     RateLimitedError,
     RetriesExhaustedError,
     StoreError,
+    StoreUnavailableError,
     TransitionError,
     TransportError,
     UnexpectedResponseError,
@@ -62,7 +66,15 @@ from ._templates import (
     QuickReplyAction,
     TextTemplate,
 )
-from .stores import AsyncStore, MemoryStore, Store
+from .stores import (
+    AsyncSQLiteStore,
+    AsyncStore,
+    AsyncStoreSession,
+    MemoryStore,
+    SQLiteStore,
+    Store,
+    StoreSession,
+)
 from .transports import (
     AsyncHTTPTransport,
     AsyncTransport,
@@ -76,6 +88,9 @@ from .transports import (
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:
+    from .stores.redis import AsyncRedisStore, RedisStore
+
 __all__ = [
     "KUSTOMER_EVENTS",
     "RECORD_FORMAT",
@@ -83,7 +98,10 @@ __all__ = [
     "AsyncConversationHandle",
     "AsyncFlow",
     "AsyncHTTPTransport",
+    "AsyncRedisStore",
+    "AsyncSQLiteStore",
     "AsyncStore",
+    "AsyncStoreSession",
     "AsyncTransport",
     "Attachment",
     "AttachmentError",
@@ -116,14 +134,18 @@ __all__ = [
     "QuickReplyAction",
     "RateLimitedError",
     "ReceivedMessage",
+    "RedisStore",
     "RetriesExhaustedError",
     "Retry",
     "Routes",
+    "SQLiteStore",
     "SendMessageOptions",
     "SentMessage",
     "State",
     "Store",
     "StoreError",
+    "StoreSession",
+    "StoreUnavailableError",
     "TextTemplate",
     "TransitionError",
     "Transport",
@@ -135,3 +157,11 @@ __all__ = [
     "__version__",
     "redact_secrets",
 ]
+
+
+def __getattr__(name: str) -> type:
+    """``RedisStore`` and ``AsyncRedisStore`` import redis-py on first use."""
+    if name in ("RedisStore", "AsyncRedisStore"):
+        found: type = getattr(stores, name)
+        return found
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,7 +25,9 @@ AssistantFlowError
 └── StoreError                            the store failed; nothing was sent if loading failed
     ├── ConflictError                     the record changed since it was loaded
     ├── LockTimeoutError                  the conversation stayed locked too long
-    └── CorruptRecordError                a stored record cannot be read back
+    ├── CorruptRecordError                a stored record cannot be read back
+    └── StoreUnavailableError             the store cannot be reached or written: Redis down
+                                          or restarted, a SQLite file locked or read-only
 ```
 
 Errors raised because something underneath failed keep that failure as ``__cause__``
@@ -55,6 +57,7 @@ __all__ = [
     "RateLimitedError",
     "RetriesExhaustedError",
     "StoreError",
+    "StoreUnavailableError",
     "TransitionError",
     "TransportError",
     "UnexpectedResponseError",
@@ -282,3 +285,12 @@ class LockTimeoutError(StoreError):
 
 class CorruptRecordError(StoreError):
     """A stored record is not a conversation record this version can read."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store could not be reached or written (server down, file locked or read-only).
+
+    Nothing was half-written: a failed load sends nothing, a failed save leaves the stored
+    record as it was. The message names the store, never a password; the underlying error is
+    kept as ``__cause__``.
+    """

@@ -4,6 +4,9 @@ Handling anything is one step::
 
     lock(conversation) -> load record -> step(record, event) -> send message -> save record
 
+through the store's session (``store.session(id)``), so a networked store can lock-and-load
+in one round trip and save-and-unlock in another.
+
 The record is saved only after the transport confirms the send, so a failed send leaves the
 conversation exactly as it was. The lock is taken before loading, so concurrent messages for
 one conversation queue up instead of both acting on the same old record.
@@ -83,8 +86,8 @@ class Flow:
             handle.end_assistant()
 
     def _apply(self, conversation_id: str, event: Event) -> SentMessage | None:
-        with self.store.lock(conversation_id):
-            record = self.store.load(conversation_id) or ConversationRecord(conversation_id)
+        with self.store.session(conversation_id) as held:
+            record = held.record or ConversationRecord(conversation_id)
             outcome = step(record, event)
             sent = None
             if outcome.message is not None:
@@ -96,7 +99,7 @@ class Flow:
                         raise
                     raise _transport_error(exc) from exc
             if outcome.changed:
-                self.store.save(outcome.record, expected_version=record.version)
+                held.save(outcome.record)  # written, then unlocked, as the block ends
         _log_outcome(self._log, outcome, sent)
         return sent
 
@@ -145,8 +148,8 @@ class AsyncFlow:
             await handle.end_assistant()
 
     async def _apply(self, conversation_id: str, event: Event) -> SentMessage | None:
-        async with self.store.alock(conversation_id):
-            record = await self.store.aload(conversation_id) or ConversationRecord(conversation_id)
+        async with self.store.asession(conversation_id) as held:
+            record = held.record or ConversationRecord(conversation_id)
             outcome = step(record, event)
             sent = None
             if outcome.message is not None:
@@ -158,7 +161,7 @@ class AsyncFlow:
                         raise
                     raise _transport_error(exc) from exc
             if outcome.changed:
-                await self.store.asave(outcome.record, expected_version=record.version)
+                held.save(outcome.record)
         _log_outcome(self._log, outcome, sent)
         return sent
 

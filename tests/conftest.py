@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from payloads import init_response
+from redis_server import own_redis_server, redis_server  # noqa: F401 - fixtures for the store tests
 
 from assistant_flow import (
     AsyncFlow,

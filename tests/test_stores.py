@@ -1,41 +1,76 @@
-"""MemoryStore keeps the store contract, through its sync and its async methods alike.
+"""The store contract, held by every store through its sync and its async methods alike.
 
-The same tests will run over the SQLite and Redis stores when they exist.
+Each test runs over MemoryStore, SQLiteStore (a real file) and RedisStore (a real
+redis-server), each as ``sync`` and ``async``, under the same test names. Tests about what
+outlives a store object (the JSON on disk or in Redis, reopening, a lapsed lock) run over the
+durable stores only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import json
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
+from payloads import greeting, init_response, quick_replies
+from redis_server import PASSWORD, RedisServer
 
-from assistant_flow import ConflictError, ConversationRecord, MemoryStore
+from assistant_flow import (
+    AsyncFlow,
+    AsyncRedisStore,
+    AsyncSQLiteStore,
+    ConflictError,
+    ConversationRecord,
+    CorruptRecordError,
+    Flow,
+    LockTimeoutError,
+    MemoryStore,
+    MemoryTransport,
+    RedisStore,
+    SQLiteStore,
+    Store,
+)
+
+BACKENDS = ["memory", "sqlite", "redis"]
+DURABLE = ["sqlite", "redis"]
 
 
 @dataclass
 class StoreView:
     """A store's primitives, awaited the same way for its sync and its async methods."""
 
-    store: MemoryStore
+    store: Any
+    mode: str
     load: Callable[[str], Awaitable[ConversationRecord | None]]
     save: Callable[[ConversationRecord, int], Awaitable[None]]
     delete: Callable[[str], Awaitable[None]]
+    lock: Callable[[str], AbstractAsyncContextManager[None]]
+    close: Callable[[], Awaitable[None]]
 
 
-@pytest.fixture(params=["sync", "async"])
-def view(request: pytest.FixtureRequest) -> StoreView:
-    store = MemoryStore()
-    if request.param == "async":
+def view_of(store: Any, mode: str) -> StoreView:
+    if mode == "async":
         return StoreView(
             store,
+            mode,
             store.aload,
             lambda record, expected: store.asave(record, expected_version=expected),
             store.adelete,
+            store.alock,
+            store.aclose,
         )
 
     async def load(conversation_id: str) -> ConversationRecord | None:
-        return store.load(conversation_id)
+        loaded: ConversationRecord | None = store.load(conversation_id)
+        return loaded
 
     async def save(record: ConversationRecord, expected: int) -> None:
         store.save(record, expected_version=expected)
@@ -43,11 +78,117 @@ def view(request: pytest.FixtureRequest) -> StoreView:
     async def delete(conversation_id: str) -> None:
         store.delete(conversation_id)
 
-    return StoreView(store, load, save, delete)
+    @asynccontextmanager
+    async def lock(conversation_id: str) -> AsyncIterator[None]:
+        with store.lock(conversation_id):
+            yield
+
+    async def close() -> None:
+        store.close()
+
+    return StoreView(store, mode, load, save, delete, lock, close)
+
+
+@dataclass
+class Backend:
+    """Opens stores of one kind that share their data (except MemoryStore, which cannot)."""
+
+    kind: str
+    mode: str
+    tmp_path: Path
+    server: RedisServer | None
+    prefix: str
+
+    def open(self, **options: Any) -> StoreView:
+        is_async = self.mode == "async"
+        store: Any
+        if self.kind == "memory":
+            store = MemoryStore(**options)
+        elif self.kind == "sqlite":
+            cls = AsyncSQLiteStore if is_async else SQLiteStore
+            store = cls(self.tmp_path / "conversations.db", **options)
+        else:
+            assert self.server is not None
+            redis_cls = AsyncRedisStore if is_async else RedisStore
+            store = redis_cls.from_url(self.server.url, prefix=self.prefix, **options)
+        return view_of(store, self.mode)
+
+    # Raw access to what a durable store wrote, bypassing the store.
+    def raw(self, conversation_id: str) -> str | None:
+        if self.kind == "sqlite":
+            with closing_sqlite(self.tmp_path / "conversations.db") as db:
+                row = db.execute(
+                    "SELECT record FROM assistant_flow_records WHERE conversation_id = ?",
+                    (conversation_id,),
+                ).fetchone()
+            return None if row is None else str(row[0])
+        assert self.server is not None
+        client = self.server.client()
+        try:
+            value = client.get(f"{self.prefix}{{{conversation_id}}}")
+        finally:
+            client.close()
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    def write_raw(self, conversation_id: str, text: str) -> None:
+        if self.kind == "sqlite":
+            with closing_sqlite(self.tmp_path / "conversations.db") as db:
+                db.execute(
+                    "UPDATE assistant_flow_records SET record = ? WHERE conversation_id = ?",
+                    (text, conversation_id),
+                )
+            return
+        assert self.server is not None
+        client = self.server.client()
+        try:
+            client.set(f"{self.prefix}{{{conversation_id}}}", text)
+        finally:
+            client.close()
+
+
+@contextmanager
+def closing_sqlite(path: Path) -> Iterator[sqlite3.Connection]:
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def make_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    kind, mode = request.param
+    server = request.getfixturevalue("redis_server") if kind == "redis" else None
+    return Backend(kind, mode, tmp_path, server, f"test:{uuid.uuid4().hex}:")
+
+
+def ids(param: tuple[str, str]) -> str:
+    return "-".join(param)
+
+
+@pytest.fixture(params=[(kind, mode) for kind in BACKENDS for mode in ("sync", "async")], ids=ids)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return make_backend(request, tmp_path)
+
+
+@pytest.fixture(params=[(kind, mode) for kind in DURABLE for mode in ("sync", "async")], ids=ids)
+def durable(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return make_backend(request, tmp_path)
+
+
+@pytest.fixture
+async def view(backend: Backend) -> AsyncIterator[StoreView]:
+    opened = backend.open()
+    yield opened
+    await opened.close()
 
 
 def record(version: int, state: str = "init") -> ConversationRecord:
     return ConversationRecord("conv_1", machine_state=state, version=version)
+
+
+# --- load, save, conflicts, delete ------------------------------------------------------------
 
 
 async def test_an_unknown_conversation_loads_as_none(view: StoreView) -> None:
@@ -81,4 +222,217 @@ async def test_delete_forgets_and_tolerates_unknown_ids(view: StoreView) -> None
     await view.delete("conv_1")
     assert await view.load("conv_1") is None
     await view.save(record(1), 0)  # a deleted conversation starts again from version 0
-    assert len(view.store) == 1
+    assert await view.load("conv_1") == record(1)
+
+
+# --- locks ------------------------------------------------------------------------------------
+
+
+async def test_a_held_lock_excludes_others_until_released(backend: Backend) -> None:
+    # A durable store's lock lapses after the holder's lock_timeout, so the holder's must
+    # outlast the waiter's; a MemoryStore's lock only times out its waiters.
+    shared = backend.kind == "memory"
+    holder = backend.open(lock_timeout=0.1 if shared else 5)
+    waiter = holder if shared else backend.open(lock_timeout=0.1)
+    try:
+        async with holder.lock("conv_1"):
+            with pytest.raises(LockTimeoutError, match="conv_1"):
+                async with waiter.lock("conv_1"):
+                    pytest.fail("the lock was taken twice")
+            async with waiter.lock("conv_2"):  # other conversations do not wait
+                pass
+        async with waiter.lock("conv_1"):  # free again once released
+            pass
+    finally:
+        await holder.close()
+        await waiter.close()
+
+
+async def test_the_lock_timeout_must_be_positive(backend: Backend) -> None:
+    with pytest.raises(ValueError, match="lock_timeout"):
+        backend.open(lock_timeout=0)
+    with pytest.raises(ValueError, match="ttl"):
+        backend.open(ttl=-1)
+
+
+async def test_a_lock_abandoned_by_its_holder_lapses_after_the_lock_timeout(
+    durable: Backend,
+) -> None:
+    """What a crashed worker leaves behind: a lock nobody will release."""
+    crashed = durable.open(lock_timeout=0.6)
+    abandoned = crashed.lock("conv_1")
+    await abandoned.__aenter__()  # and never __aexit__: the holder "died"
+    impatient = durable.open(lock_timeout=0.05)
+    patient = durable.open(lock_timeout=5)
+    try:
+        with pytest.raises(LockTimeoutError):
+            async with impatient.lock("conv_1"):
+                pass
+        async with patient.lock("conv_1"):  # the lease lapses; the next holder gets in
+            pass
+    finally:
+        for opened in (crashed, impatient, patient):
+            await opened.close()
+
+
+async def test_only_the_owner_releases_a_lock(durable: Backend) -> None:
+    """A holder whose lease lapsed does not release the next holder's lock on its way out."""
+    slow = durable.open(lock_timeout=0.2)
+    other = durable.open(lock_timeout=5)
+    probe = durable.open(lock_timeout=0.05)
+    try:
+        async with slow.lock("conv_1"):
+            await asyncio.sleep(0.3)  # slow's lease lapses meanwhile
+            async with other.lock("conv_1"):
+                pass  # (nested: `other` got in after the lapse)
+            lock = other.lock("conv_1")
+            await lock.__aenter__()
+        # slow has now left its block; other's second lock must still hold
+        with pytest.raises(LockTimeoutError):
+            async with probe.lock("conv_1"):
+                pass
+        await lock.__aexit__(None, None, None)
+    finally:
+        for opened in (slow, other, probe):
+            await opened.close()
+
+
+# --- time to live -----------------------------------------------------------------------------
+
+
+async def test_an_idle_conversation_expires_after_the_ttl(backend: Backend) -> None:
+    opened = backend.open(ttl=0.4)
+    try:
+        await opened.save(record(1), 0)
+        assert await opened.load("conv_1") == record(1)
+        await asyncio.sleep(0.6)
+        assert await opened.load("conv_1") is None
+        await opened.save(record(1), 0)  # an expired conversation starts again from version 0
+        assert await opened.load("conv_1") == record(1)
+    finally:
+        await opened.close()
+
+
+async def test_without_a_ttl_conversations_stay(view: StoreView) -> None:
+    await view.save(record(1), 0)
+    await asyncio.sleep(0.3)
+    assert await view.load("conv_1") == record(1)
+
+
+# --- what is stored ---------------------------------------------------------------------------
+
+
+async def test_records_are_stored_as_json_not_pickle(durable: Backend) -> None:
+    opened = durable.open()
+    saved = ConversationRecord(
+        "conv_1",
+        machine_state="in_assistant.conversing",
+        version=3,
+    )
+    try:
+        await opened.save(saved, 0)
+    finally:
+        await opened.close()
+    raw = durable.raw("conv_1")
+    assert raw is not None
+    assert json.loads(raw) == saved.to_dict()  # pickle bytes would not parse as JSON
+
+
+async def test_a_corrupt_stored_record_raises_corrupt_record_error(durable: Backend) -> None:
+    opened = durable.open()
+    try:
+        await opened.save(record(1), 0)
+        durable.write_raw("conv_1", "\x80not json")
+        with pytest.raises(CorruptRecordError):
+            await opened.load("conv_1")
+    finally:
+        await opened.close()
+
+
+async def test_close_is_idempotent(view: StoreView) -> None:
+    await view.save(record(1), 0)
+    await view.close()
+    await view.close()
+
+
+async def test_a_reopened_store_sees_what_was_saved(durable: Backend) -> None:
+    first = durable.open()
+    await first.save(record(1), 0)
+    await first.close()
+    second = durable.open()
+    try:
+        assert await second.load("conv_1") == record(1)
+        await second.save(record(2, "ended"), 1)
+    finally:
+        await second.close()
+
+
+async def test_reprs_and_errors_never_show_the_redis_password(redis_server: RedisServer) -> None:
+    for store in (
+        RedisStore.from_url(redis_server.url),
+        AsyncRedisStore.from_url(redis_server.url),
+    ):
+        assert PASSWORD not in repr(store)
+        assert f"127.0.0.1:{redis_server.port}" in repr(store)
+    holder = RedisStore.from_url(redis_server.url, prefix="pw-test:")
+    waiter = RedisStore.from_url(redis_server.url, lock_timeout=0.05, prefix="pw-test:")
+    with holder.lock("conv_1"), pytest.raises(LockTimeoutError) as caught, waiter.lock("conv_1"):
+        pass
+    assert PASSWORD not in str(caught.value)
+    holder.close()
+    waiter.close()
+
+
+# --- a whole flow on each store ---------------------------------------------------------------
+
+BUTTONS = init_response(greeting(quick_replies("Pick one", ("Billing", "billing"), ("Tech", "t"))))
+
+
+async def test_a_flow_runs_a_dialog_on_the_store(backend: Backend) -> None:
+    opened = backend.open()
+    transport = MemoryTransport()
+    try:
+        if backend.mode == "sync":
+            flow = Flow(transport, opened.store)
+            conv = flow.conversation("conv_1")
+            conv.start_assistant(BUTTONS)
+            conv.send_message("Hi")
+            conv.choose("Billing")
+            conv.send_message("Thanks")
+            conv.end_assistant()
+            conv.send_message("Bye")
+            final = conv.snapshot()
+        else:
+            aflow = AsyncFlow(transport, opened.store)
+            aconv = aflow.conversation("conv_1")
+            await aconv.start_assistant(BUTTONS)
+            await aconv.send_message("Hi")
+            await aconv.choose("Billing")
+            await aconv.send_message("Thanks")
+            await aconv.end_assistant()
+            await aconv.send_message("Bye")
+            final = await aconv.snapshot()
+    finally:
+        await opened.close()
+    sent = transport.sent
+    assert [m.get("body") for m in sent] == ["Hi", "Billing", "Thanks", "Bye"]
+    assert ["initAssistantPayload" in m for m in sent] == [True, False, False, False]
+    assert sent[1]["payload"] == "billing"
+    assert [m.get("isInAssistantMode") for m in sent] == [True, True, True, False]
+    assert (final.state, final.version) == ("ended", 4)
+
+
+def test_sync_stores_refuse_async_flows_by_name(tmp_path: Path) -> None:
+    store: Store = SQLiteStore(tmp_path / "c.db")
+    with pytest.raises(TypeError, match="AsyncSQLiteStore"):
+        AsyncFlow(MemoryTransport(), store)  # type: ignore[arg-type]
+    store.close()
+
+
+def test_the_redis_client_is_left_open_when_passed_in(redis_server: RedisServer) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    store = RedisStore(client, prefix=f"test:{uuid.uuid4().hex}:")
+    store.save(record(1), expected_version=0)
+    store.close()
+    assert client.ping()
+    client.close()

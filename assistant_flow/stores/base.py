@@ -5,17 +5,24 @@ saving, so two messages for one conversation are handled one after the other, ea
 record the other left. The expected version in :meth:`Store.save` is a second line of defence:
 a save that would overwrite a record someone else saved meanwhile raises
 :class:`ConflictError` instead.
+
+A flow step goes through :meth:`Store.session` (:meth:`AsyncStore.asession`): lock and load on
+entry, the new record staged with :meth:`StoreSession.save`, then saved and unlocked on exit.
+The default session composes :meth:`Store.lock`, :meth:`Store.load` and :meth:`Store.save`; a
+networked store overrides it to do lock-and-load in one round trip and save-and-unlock in
+another.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from types import TracebackType
 from typing import ClassVar
 
 from .._conversation import ConversationRecord
 
-__all__ = ["AsyncStore", "Store"]
+__all__ = ["AsyncStore", "AsyncStoreSession", "Store", "StoreSession"]
 
 
 class Store(ABC):
@@ -49,6 +56,15 @@ class Store(ABC):
         Raises :class:`LockTimeoutError` if it cannot be taken in the store's lock timeout.
         """
 
+    def session(self, conversation_id: str) -> StoreSession:
+        """One flow step on the conversation: ``with store.session(id) as held: ...``.
+
+        Entering takes the lock and loads the record (``held.record``); ``held.save(record)``
+        stages the new record; leaving without an exception saves it (expecting the loaded
+        version) and releases the lock. Leaving with an exception saves nothing.
+        """
+        return StoreSession(self, conversation_id)
+
     def close(self) -> None:  # noqa: B027 - deliberately empty: nothing to release by default
         """Release connections or files the store opened. The default holds none."""
 
@@ -75,5 +91,113 @@ class AsyncStore(ABC):
     def alock(self, conversation_id: str) -> AbstractAsyncContextManager[None]:
         """Hold the conversation's lock for the ``async with`` block."""
 
+    def asession(self, conversation_id: str) -> AsyncStoreSession:
+        """One flow step on the conversation; see :meth:`Store.session`."""
+        return AsyncStoreSession(self, conversation_id)
+
     async def aclose(self) -> None:  # noqa: B027 - deliberately empty, as Store.close
         """Release connections or files the store opened. The default holds none."""
+
+
+class StoreSession:
+    """A conversation locked and loaded for one flow step; see :meth:`Store.session`.
+
+    This default composes the store's ``lock``, ``load`` and ``save``. Stores that can do
+    better (fewer round trips) subclass it and return their subclass from ``session``.
+    """
+
+    __slots__ = ("_lock", "_pending", "_store", "conversation_id", "record")
+
+    def __init__(self, store: Store, conversation_id: str) -> None:
+        self._store = store
+        self.conversation_id = conversation_id
+        self.record: ConversationRecord | None = None
+        """The record loaded on entry, or ``None`` if the conversation has none yet."""
+        self._pending: ConversationRecord | None = None
+        self._lock: AbstractContextManager[None] | None = None
+
+    def save(self, record: ConversationRecord) -> None:
+        """Stage ``record``; it is saved when the ``with`` block ends without an exception."""
+        self._pending = record
+
+    @property
+    def expected_version(self) -> int:
+        """The version the save expects to replace: the loaded one (0: none was stored)."""
+        return 0 if self.record is None else self.record.version
+
+    def __enter__(self) -> StoreSession:
+        lock = self._store.lock(self.conversation_id)
+        lock.__enter__()
+        try:
+            self.record = self._store.load(self.conversation_id)
+        except BaseException as exc:
+            lock.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._lock = lock
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        lock = self._lock
+        pending = self._pending
+        if exc_type is None and pending is not None:
+            loaded = self.record
+            try:
+                self._store.save(pending, expected_version=0 if loaded is None else loaded.version)
+            finally:
+                if lock is not None:
+                    lock.__exit__(None, None, None)
+        elif lock is not None:
+            lock.__exit__(exc_type, exc, traceback)
+
+
+class AsyncStoreSession:
+    """The asyncio twin of :class:`StoreSession`: ``async with store.asession(id) as held``."""
+
+    __slots__ = ("_lock", "_pending", "_store", "conversation_id", "record")
+
+    def __init__(self, store: AsyncStore, conversation_id: str) -> None:
+        self._store = store
+        self.conversation_id = conversation_id
+        self.record: ConversationRecord | None = None
+        """The record loaded on entry, or ``None`` if the conversation has none yet."""
+        self._pending: ConversationRecord | None = None
+        self._lock: AbstractAsyncContextManager[None] | None = None
+
+    def save(self, record: ConversationRecord) -> None:
+        """Stage ``record``; it is saved when the block ends without an exception."""
+        self._pending = record
+
+    @property
+    def expected_version(self) -> int:
+        """The version the save expects to replace: the loaded one (0: none was stored)."""
+        return 0 if self.record is None else self.record.version
+
+    async def __aenter__(self) -> AsyncStoreSession:
+        lock = self._store.alock(self.conversation_id)
+        await lock.__aenter__()
+        try:
+            self.record = await self._store.aload(self.conversation_id)
+        except BaseException as exc:
+            await lock.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._lock = lock
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        lock, self._lock = self._lock, None
+        try:
+            if exc_type is None and self._pending is not None:
+                await self._store.asave(self._pending, expected_version=self.expected_version)
+        finally:
+            if lock is not None:
+                await lock.__aexit__(exc_type, exc, traceback)

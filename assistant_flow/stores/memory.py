@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from types import TracebackType
 
 from .._conversation import ConversationRecord
-from .._exceptions import ConflictError, InvalidInputError, LockTimeoutError
+from .._exceptions import ConflictError, LockTimeoutError
+from ._options import check_timeouts
 from .base import AsyncStore, Store
 
 __all__ = ["MemoryStore"]
@@ -20,16 +22,19 @@ class MemoryStore(Store, AsyncStore):
     A lock exists only while some caller holds or waits for it, so idle conversations cost
     just their record. It serves ``Flow`` (thread locks) and ``AsyncFlow`` (asyncio locks);
     the two kinds of lock do not exclude each other, so drive one store from one of them.
+
+    ``ttl`` (seconds, optional) forgets a conversation that long after its last save or the
+    last release of its lock: it then loads as ``None`` and a save must expect version 0.
     """
 
-    def __init__(self, *, lock_timeout: float = 10.0) -> None:
-        if not lock_timeout > 0:
-            raise InvalidInputError(
-                "MemoryStore: `lock_timeout` must be a positive number of seconds",
-                field="lock_timeout",
-            )
+    def __init__(self, *, lock_timeout: float = 10.0, ttl: float | None = None) -> None:
+        check_timeouts("MemoryStore", lock_timeout, ttl)
         self.lock_timeout = lock_timeout
+        self.ttl = ttl
+        self._ttl = 0.0 if ttl is None else ttl
         self._records: dict[str, ConversationRecord] = {}
+        # Monotonic deadlines, kept only when a ttl is set so the default store stays lean.
+        self._deadlines: dict[str, float] | None = None if ttl is None else {}
         # Makes save's compare-and-set atomic when threads share the store.
         self._guard = threading.Lock()
         self._thread_locks: dict[str, _ThreadLock] = {}
@@ -46,21 +51,60 @@ class MemoryStore(Store, AsyncStore):
 
     def load(self, conversation_id: str) -> ConversationRecord | None:
         """The stored record, or ``None``."""
+        if self._deadlines is not None:
+            with self._guard:
+                self._forget_if_expired(conversation_id)
         return self._records.get(conversation_id)
 
     def save(self, record: ConversationRecord, *, expected_version: int) -> None:
         """Store ``record`` if the stored version is still ``expected_version``."""
+        conversation_id = record.conversation_id
         with self._guard:
-            current = self._records.get(record.conversation_id)
+            if self._deadlines is not None:
+                self._forget_if_expired(conversation_id)
+            current = self._records.get(conversation_id)
             found = 0 if current is None else current.version
             if found != expected_version:
-                raise ConflictError(record.conversation_id, expected_version, found)
-            self._records[record.conversation_id] = record
+                raise ConflictError(conversation_id, expected_version, found)
+            self._records[conversation_id] = record
+            if self._deadlines is not None:
+                self._deadlines[conversation_id] = time.monotonic() + self._ttl
 
     def delete(self, conversation_id: str) -> None:
         """Forget the conversation."""
         with self._guard:
             self._records.pop(conversation_id, None)
+            if self._deadlines is not None:
+                self._deadlines.pop(conversation_id, None)
+
+    def purge_expired(self) -> int:
+        """Drop every expired conversation now; returns how many. Loads drop them anyway."""
+        if self._deadlines is None:
+            return 0
+        with self._guard:
+            now = time.monotonic()
+            expired = [cid for cid, deadline in self._deadlines.items() if deadline <= now]
+            for conversation_id in expired:
+                del self._deadlines[conversation_id]
+                self._records.pop(conversation_id, None)
+        return len(expired)
+
+    def _forget_if_expired(self, conversation_id: str) -> None:
+        # Called under the guard.
+        deadlines = self._deadlines
+        if deadlines is None:
+            return
+        deadline = deadlines.get(conversation_id)
+        if deadline is not None and deadline <= time.monotonic():
+            del deadlines[conversation_id]
+            self._records.pop(conversation_id, None)
+
+    def _touch(self, conversation_id: str) -> None:
+        """Restart a live conversation's time to live (its lock was just released)."""
+        with self._guard:
+            self._forget_if_expired(conversation_id)
+            if self._deadlines is not None and conversation_id in self._records:
+                self._deadlines[conversation_id] = time.monotonic() + self._ttl
 
     def lock(self, conversation_id: str) -> _ThreadLock:
         """Hold the conversation's thread lock for the ``with`` block."""
@@ -132,6 +176,8 @@ class _ThreadLock(_HeldLock):
         traceback: TracebackType | None,
     ) -> None:
         self._lock.release()
+        if self._store._deadlines is not None:
+            self._store._touch(self.conversation_id)
         self._leave()
 
     def _leave(self) -> None:
@@ -171,6 +217,8 @@ class _TaskLock(_HeldLock):
         traceback: TracebackType | None,
     ) -> None:
         self._lock.release()
+        if self._store._deadlines is not None:
+            self._store._touch(self.conversation_id)
         self._leave()
 
     def _leave(self) -> None:
