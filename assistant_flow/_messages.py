@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from pydantic.alias_generators import to_camel
 
-from ._exceptions import InvalidInputError
+from ._exceptions import AttachmentError, InvalidInputError
 
 __all__ = [
     "Attachment",
@@ -49,9 +49,17 @@ class WireModel(BaseModel):
 
 
 class InboundModel(WireModel):
-    """A shape Kustomer sends us: unknown fields are kept, not rejected."""
+    """A shape Kustomer sends us: unknown fields are kept, not rejected.
 
-    model_config = ConfigDict(extra="allow")
+    Validation errors name the fields but not their values: a server may echo anything
+    (the message text, or the API key) in them, and errors end up in logs and tracebacks.
+    """
+
+    model_config = ConfigDict(extra="allow", hide_input_in_errors=True)
+
+
+MAX_FILE_BYTES = 5_000_000
+"""Kustomer's limit for one chat attachment (5 MB, read as 10**6 bytes each)."""
 
 
 # --- initAssistant --------------------------------------------------------------------------
@@ -155,9 +163,28 @@ class Attachment(WireModel):
         return len(self.content)
 
     @classmethod
-    def from_path(cls, path: str | Path, content_type: str | None = None) -> Attachment:
-        """Read a file; the content type is guessed from its name unless given."""
+    def from_path(
+        cls,
+        path: str | Path,
+        content_type: str | None = None,
+        *,
+        max_bytes: int = MAX_FILE_BYTES,
+    ) -> Attachment:
+        """Read a file; the content type is guessed from its name unless given.
+
+        ``max_bytes`` (default: Kustomer's 5 MB a file) is checked against the file's size
+        before anything is read, so a huge file is refused without loading it.
+        """
         file = Path(path)
+        size = file.stat().st_size
+        if size > max_bytes:
+            raise AttachmentError(
+                f"attachment {file.name!r} is {size} bytes, over the {max_bytes} bytes a file "
+                "may have: send a smaller file",
+                field="path",
+                name=file.name,
+                limit=f"{max_bytes} bytes a file",
+            )
         guessed = content_type or mimetypes.guess_type(file.name)[0]
         return cls(
             name=file.name,
@@ -208,6 +235,13 @@ class SendMessageOptions(WireModel):
 
     A flow fills ``is_in_assistant_mode``, ``init_assistant_payload`` and ``last_deflection``
     from the conversation's state; callers set the rest.
+
+    ``delivery_scope`` never goes on the wire (``to_wire()`` leaves it out). The flow sets it
+    to ``"{conversation_id}@{version}"`` when sending the message moves the conversation on
+    (a first reply, a choice, a reply to a deflection), and leaves it ``None`` for a plain
+    reply that changes nothing. A failed send leaves the record as it was, so a resend of
+    such a message has the same scope: the HTTP transport derives its ``Idempotency-Key``
+    from it, and Kustomer can recognise the resend of a message it already stored.
     """
 
     conversation_id: str = Field(min_length=1)
@@ -218,6 +252,7 @@ class SendMessageOptions(WireModel):
     is_in_assistant_mode: bool | None = None
     init_assistant_payload: InitAssistantPayload | None = None
     lang: str | None = Field(default=None, min_length=1)
+    delivery_scope: str | None = Field(default=None, exclude=True)
 
     @field_serializer("attachments")
     def _attachments_on_the_wire(

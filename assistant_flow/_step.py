@@ -153,6 +153,8 @@ def _reply(
     choices_after: tuple[Choice, ...],
 ) -> tuple[ConversationRecord | None, SendMessageOptions]:
     """The customer's message with its lifecycle fields, and what sending it changes."""
+    # The payload and the deflection have been delivered once this send succeeds.
+    new = _evolve(record, dest, init_payload=None, choices=choices_after, articles=())
     try:
         message = SendMessageOptions(
             conversation_id=record.conversation_id,
@@ -165,11 +167,12 @@ def _reply(
             last_deflection=LastDeflection(articles=list(record.articles))
             if record.articles
             else None,
+            # A message that moves the conversation is the same delivery until the record
+            # moves: a resend after a lost answer gets the same scope (and idempotency key).
+            delivery_scope=None if new is None else f"{record.conversation_id}@{record.version}",
         )
     except ValidationError as exc:
         raise invalid_input(exc, "send_message") from exc
-    # The payload and the deflection have been delivered once this send succeeds.
-    new = _evolve(record, dest, init_payload=None, choices=choices_after, articles=())
     return new, message
 
 

@@ -11,8 +11,9 @@ import email.utils
 import io
 import json
 import logging
+import time
 import traceback
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -455,14 +456,49 @@ async def test_one_attempt_means_no_retry(http: HTTP) -> None:
     assert http.time.slept == []
 
 
-async def test_total_time_is_bounded_a_wait_past_the_budget_is_not_started(http: HTTP) -> None:
+async def test_a_429_asking_past_the_budget_raises_rate_limited_at_once(http: HTTP) -> None:
+    # Kustomer's window is a minute; the caller learns when to come back, not "exhausted".
     http.kustomer.answer(error(429, {"Retry-After": "45"}))
+    with pytest.raises(RateLimitedError) as caught:
+        await http.send(http.transport(retry=http.time.retry(max_elapsed=30)), message())
+    assert http.time.slept == []
+    assert caught.value.retry_after == 45.0
+    assert len(http.kustomer.requests) == 1
+
+
+async def test_a_5xx_wait_past_the_budget_is_not_started(http: HTTP) -> None:
+    http.kustomer.answer(error(503, {"Retry-After": "45"}))
     with pytest.raises(RetriesExhaustedError) as caught:
         await http.send(http.transport(retry=http.time.retry(max_elapsed=30)), message())
     assert http.time.slept == []
-    assert isinstance(caught.value.last_error, RateLimitedError)
-    assert caught.value.last_error.retry_after == 45.0
+    assert caught.value.last_error.status_code == 503  # type: ignore[attr-defined]
     assert "max_elapsed=30" in str(caught.value)
+
+
+async def test_a_503_waits_as_long_as_its_retry_after_asks(http: HTTP) -> None:
+    http.time.jitter = 0.0  # a backoff would sleep 0: the 3 s below is the server's
+    http.kustomer.answer(error(503, {"Retry-After": "3"}))
+    await http.send(http.transport(), message())
+    assert http.time.slept == [3.0]
+
+
+@pytest.fixture
+def away_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local time 5 h behind UTC, so a date read as local time would be off by 5 h."""
+    monkeypatch.setenv("TZ", "EST5")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("away_from_utc")
+async def test_a_retry_after_date_in_minus_0000_is_read_as_utc(http: HTTP) -> None:
+    when = email.utils.formatdate(NOW + 7)  # "..., 15 Jan 2027 08:00:07 -0000"
+    assert when.endswith("-0000")
+    http.kustomer.answer(error(429, {"Retry-After": when}))
+    await http.send(http.transport(), message())
+    assert http.time.slept == [7.0]
 
 
 async def test_waits_add_up_to_the_budget_at_most(http: HTTP) -> None:

@@ -31,8 +31,17 @@ SEND_OPTIONS = {
 
 
 def test_send_options_use_exactly_the_documented_wire_names() -> None:
-    aliases = {field.alias for field in SendMessageOptions.model_fields.values()}
+    aliases = {
+        field.alias for field in SendMessageOptions.model_fields.values() if not field.exclude
+    }
     assert aliases == SEND_OPTIONS
+
+
+def test_the_delivery_scope_never_goes_on_the_wire() -> None:
+    message = SendMessageOptions(conversation_id="c1", body="Hi", delivery_scope="c1@3")
+    assert message.delivery_scope == "c1@3"
+    assert message.to_wire() == {"conversationId": "c1", "body": "Hi"}
+    assert "c1@3" not in message.model_dump_json(by_alias=True)
 
 
 def test_unset_options_are_left_out_and_false_is_kept() -> None:

@@ -8,19 +8,22 @@ instead; the helpers then go through the control routes (``/_stub/...``).
 
 from __future__ import annotations
 
+import os
 import secrets
+import selectors
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import IO, Any, Self
 
 import httpx
 
 from .._exceptions import ConfigurationError
 from ._faults import Fault
+from .stub import API_KEY_VARIABLE
 
 __all__ = ["StubProcess"]
 
@@ -51,8 +54,6 @@ class StubProcess:
             "assistant_flow.testing.stub",
             "--port",
             "0",
-            "--api-key",
-            self.api_key,
             "--rate-limit",
             str(rate_limit),
         ]
@@ -72,18 +73,29 @@ class StubProcess:
         return self._url
 
     def start(self) -> Self:
-        """Start the child process and wait for the URL it prints."""
+        """Start the child process and wait (10 s at most) for the URL it prints.
+
+        The key goes to the child in its environment, not on its command line, which any
+        user of the machine can read (``ps``).
+        """
         errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - kept open while it runs
         self._errors = errors
         self._process = subprocess.Popen(  # noqa: S603 - our own module, no shell
-            self._command, stdout=subprocess.PIPE, stderr=errors, text=True
+            self._command,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            env={**os.environ, API_KEY_VARIABLE: self.api_key},
         )
         assert self._process.stdout is not None
-        line = self._process.stdout.readline().strip()
+        line = _first_line(self._process.stdout, _TIMEOUT)
         if not line.startswith("http://"):
             self.stop()
             errors.seek(0)
-            raise ConfigurationError(f"the stub process did not start: {errors.read()[-500:]}")
+            raise ConfigurationError(
+                f"the stub process did not print its URL within {_TIMEOUT:g}s: "
+                f"{errors.read()[-500:]}"
+            )
         self._url = line
         if self._faults:
             self._control("POST", "/_stub/faults", [fault.to_json() for fault in self._faults])
@@ -134,3 +146,14 @@ class StubProcess:
     def reset(self) -> None:
         """Forget sessions, events, requests, idempotency keys and faults."""
         self._control("POST", "/_stub/reset")
+
+
+def _first_line(stream: IO[str], timeout: float) -> str:
+    """The first line ``stream`` gives within ``timeout`` seconds, or ``""``."""
+    # The child prints its URL as one flushed line, so once the pipe is readable readline()
+    # returns without waiting for more.
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            return ""
+    return stream.readline().strip()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import secrets
 import socket
 import threading
@@ -16,6 +15,7 @@ from typing import Any, Self
 import uvicorn
 
 from .._exceptions import ConfigurationError, InvalidInputError
+from ..transports._wire import is_loopback
 from ._app import StubApp, quiet_dropped_connections
 from ._assistants import Assistant, load_assistants
 from ._faults import Fault, FaultKind
@@ -24,15 +24,6 @@ from ._state import StubState
 __all__ = ["KustomerStub"]
 
 _START_TIMEOUT = 10.0
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class KustomerStub:
@@ -62,7 +53,7 @@ class KustomerStub:
         faults: Iterable[Fault] = (),
         keep_requests: int = 10_000,
     ) -> None:
-        if not _loopback(host):
+        if not is_loopback(host):
             raise InvalidInputError(
                 "the stub listens on loopback only: use 127.0.0.1, ::1 or localhost", field="host"
             )

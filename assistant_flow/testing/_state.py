@@ -133,7 +133,11 @@ class StubState:
     # --- each request -------------------------------------------------------------------------
 
     def begin(self, route: str, request: Request) -> tuple[dict[str, Any], Fault | None]:
-        """Log the request and take the fault that applies to it, if any."""
+        """Log the request and take the fault that applies to it, if any.
+
+        Like Kustomer, the stub checks the key first: a request it would refuse for auth
+        takes no fault (the upload route, a signed storage URL, takes no auth).
+        """
         headers = {k: v for k, v in request.headers.items() if k != "authorization"}
         entry: dict[str, Any] = {
             "route": route,
@@ -146,6 +150,8 @@ class StubState:
         }
         with self._lock:
             self.requests.append(entry)
+            if route != "upload" and self._authorized(request.headers.get("authorization")):
+                return entry, None
             for fault in self.faults:
                 if fault.matches(route):
                     fault.count -= 1

@@ -4,12 +4,15 @@ r"""Run the Kustomer stub from the command line.
         --fault 429@assistant_messages,count=2,reset=1
 
 It prints the base URL on the first line of stdout, then serves until interrupted (Ctrl-C or
-SIGTERM). The API key defaults to ``stub-api-key`` and is never printed.
+SIGTERM). The API key comes from ``--api-key``, else the ``ASSISTANT_FLOW_STUB_API_KEY``
+environment variable (which ``ps`` does not show, unlike the command line), else
+``stub-api-key``; it is never printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -20,10 +23,13 @@ from .._exceptions import InvalidInputError
 from ._faults import Fault, parse_fault
 from ._server import KustomerStub
 
-__all__ = ["DEFAULT_CLI_API_KEY", "main"]
+__all__ = ["API_KEY_VARIABLE", "DEFAULT_CLI_API_KEY", "main"]
 
 DEFAULT_CLI_API_KEY = "stub-api-key"
-"""The API key of a stub started from the command line without ``--api-key``."""
+"""The API key of a stub started from the command line without ``--api-key`` or the variable."""
+
+API_KEY_VARIABLE = "ASSISTANT_FLOW_STUB_API_KEY"
+"""The environment variable that gives the stub its API key when ``--api-key`` is absent."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,8 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--assistants", help="assistant YAML file (the shipped support.yaml)")
     parser.add_argument(
         "--api-key",
-        default=DEFAULT_CLI_API_KEY,
-        help=f"the Bearer key clients send ({DEFAULT_CLI_API_KEY})",
+        default=None,
+        help=f"the Bearer key clients send (${API_KEY_VARIABLE}, else {DEFAULT_CLI_API_KEY})",
     )
     parser.add_argument(
         "--rate-limit", type=int, default=1000, help="requests a minute before 429s (1000)"
@@ -62,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stub = KustomerStub(
             host=options.host,
             port=options.port,
-            api_key=options.api_key,
+            api_key=options.api_key or os.environ.get(API_KEY_VARIABLE) or DEFAULT_CLI_API_KEY,
             assistants=options.assistants,
             strict=not options.lenient,
             rate_limit=options.rate_limit,

@@ -136,11 +136,12 @@ def upload_target(response: httpx.Response) -> UploadTarget:
         upload = document["meta"]["upload"]
         url = upload["url"]
         fields = upload.get("fields") or {}
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError):
+        # Not chained: a decode error keeps the whole body, which may echo the request.
         raise UnexpectedResponseError(
             f"the attachment announce answered {status} without data.id and meta.upload.url",
             status_code=status,
-        ) from exc
+        ) from None
     if not isinstance(attachment_id, str) or not isinstance(url, str):
         raise UnexpectedResponseError(
             f"the attachment announce answered {status} with a non-string id or upload url",

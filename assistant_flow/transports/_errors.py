@@ -53,8 +53,29 @@ def _text(value: object, scrub: Scrub) -> str | None:
     return scrub(text)[:_MAX_QUOTED]
 
 
-def _mapping(value: object) -> Mapping[str, Any] | None:
-    return value if isinstance(value, Mapping) else None
+# How deep a scrubbed ``source`` or ``meta`` goes; anything deeper is dropped.
+_MAX_DEPTH = 8
+
+
+def _mapping(value: object, scrub: Scrub) -> Mapping[str, Any] | None:
+    """``value`` if a mapping, with every string in it (keys too) scrubbed, else ``None``."""
+    if not isinstance(value, Mapping):
+        return None
+    cleaned = _scrubbed(value, scrub, 0)
+    return cleaned if isinstance(cleaned, dict) else None
+
+
+def _scrubbed(value: object, scrub: Scrub, depth: int) -> object:
+    # A server may echo the request (its Authorization header included) anywhere in these.
+    if isinstance(value, str):
+        return scrub(value)
+    if depth >= _MAX_DEPTH:
+        return None
+    if isinstance(value, Mapping):
+        return {scrub(str(k)): _scrubbed(v, scrub, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrubbed(item, scrub, depth + 1) for item in value]
+    return value
 
 
 def _detail(entry: Mapping[str, Any], scrub: Scrub) -> KustomerErrorDetail:
@@ -64,8 +85,8 @@ def _detail(entry: Mapping[str, Any], scrub: Scrub) -> KustomerErrorDetail:
         status=_text(entry.get("status"), scrub),
         title=_text(entry.get("title"), scrub),
         detail=_text(entry.get("detail"), scrub),
-        source=_mapping(entry.get("source")),
-        meta=_mapping(entry.get("meta")),
+        source=_mapping(entry.get("source"), scrub),
+        meta=_mapping(entry.get("meta"), scrub),
     )
 
 

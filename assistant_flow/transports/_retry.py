@@ -16,11 +16,18 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 
-from .._exceptions import InvalidInputError, RetriesExhaustedError, TransportError
+from .._exceptions import (
+    InvalidInputError,
+    KustomerTimeoutError,
+    RateLimitedError,
+    RetriesExhaustedError,
+    TransportError,
+)
 
-__all__ = ["Retry", "RetryBudget", "rate_limit_wait"]
+__all__ = ["Retry", "RetryBudget", "rate_limit_wait", "retry_after_wait"]
 
 # An x-ratelimit-reset above this is a Unix time (2001-09-09 onwards), below it a number of
 # seconds from now: the contract's rule, as no Kustomer text says which form it sends.
@@ -31,9 +38,14 @@ _EPOCH_THRESHOLD = 1e9
 class Retry:
     """How hard the HTTP transport tries before giving up on one request.
 
-    * ``attempts``: requests made at most, the first included (``1`` turns retries off).
-    * ``max_elapsed``: seconds one request may take, waits included. A wait that would end
-      past it is not started: the transport gives up at once.
+    * ``attempts``: tries of each request at most, the first included (``1`` turns retries
+      off). A message with files makes several requests (announce and upload each file, then
+      the message); each gets this many tries.
+    * ``max_elapsed``: seconds one message may take in all, every request, attempt and wait
+      included. Each attempt's timeouts are cut to the time left (and an async attempt is
+      cancelled when it runs out); a wait that would end past it is not started. When a 429
+      asks for such a wait, its :class:`RateLimitedError` is raised (with ``retry_after``) so
+      the caller can send later; other failures end in :class:`RetriesExhaustedError`.
     * ``backoff`` and ``max_backoff``: after the n-th failure (a 5xx, a connection error, a
       timeout, or a 429 that names no wait) the transport sleeps a random time between 0 and
       ``min(max_backoff, backoff * 2 ** (n - 1))`` ("full jitter").
@@ -92,6 +104,12 @@ def rate_limit_wait(headers: Mapping[str, str], now: float) -> float | None:
     return None
 
 
+def retry_after_wait(headers: Mapping[str, str], now: float) -> float | None:
+    """The seconds a ``Retry-After`` header asks for (say, on a 503), or ``None``."""
+    retry_after = headers.get("retry-after")
+    return None if retry_after is None else _seconds_or_http_date(retry_after.strip(), now)
+
+
 def _number(text: str) -> float | None:
     try:
         value = float(text)
@@ -109,15 +127,20 @@ def _seconds_or_http_date(text: str, now: float) -> float | None:
         moment = parsedate_to_datetime(text)
     except (TypeError, ValueError):
         return None
+    if moment.tzinfo is None:
+        # "-0000" gives a naive datetime, which .timestamp() would read as local time;
+        # HTTP dates are always UTC (RFC 9110, 5.6.7).
+        moment = moment.replace(tzinfo=UTC)
     return max(0.0, moment.timestamp() - now)
 
 
 class RetryBudget:
-    """The bookkeeping of one request's attempts: counts them and times them.
+    """The bookkeeping of one message's requests: one deadline for all, tries per request.
 
-    Call :meth:`wait_after` with each failure: it returns how long to sleep before the next
-    attempt, or raises :class:`RetriesExhaustedError` (from the failure) when no attempt is
-    left or the wait would end past ``max_elapsed``.
+    Call :meth:`request` before each request, :meth:`left` before each attempt (and
+    :meth:`spent` when nothing is left), and :meth:`wait_after` with each failure: it
+    returns how long to sleep before the next attempt, or raises when no attempt is left or
+    the wait would end past ``max_elapsed``.
     """
 
     __slots__ = ("_failures", "_retry", "_started", "attempts")
@@ -128,17 +151,46 @@ class RetryBudget:
         self._failures = 0
         self.attempts = 0
 
+    def request(self) -> None:
+        """Start counting the tries of a new request (the deadline runs on)."""
+        self._failures = 0
+        self.attempts = 0
+
     def attempt(self) -> int:
-        """Count one more request and return its number (1 for the first)."""
+        """Count one more try of the current request and return its number (1 for the first)."""
         self.attempts += 1
         return self.attempts
 
+    def elapsed(self) -> float:
+        """Seconds since the message's first request began."""
+        return self._retry.clock() - self._started
+
+    def left(self) -> float:
+        """Seconds left of ``max_elapsed`` (0 or less when spent)."""
+        return self._retry.max_elapsed - self.elapsed()
+
+    def spent(self, method: str, path: str) -> RetriesExhaustedError:
+        """The error for a request that cannot start because the budget is spent."""
+        elapsed = self.elapsed()
+        timeout = KustomerTimeoutError(
+            f"{method} {path} not sent: max_elapsed={self._retry.max_elapsed:g}s was spent "
+            "by the message's earlier requests"
+        )
+        exhausted = RetriesExhaustedError(
+            f"gave up after {elapsed:.3g}s: {timeout}",
+            attempts=self.attempts,
+            elapsed=elapsed,
+            last_error=timeout,
+        )
+        exhausted.__cause__ = timeout
+        return exhausted
+
     def wait_after(self, failure: TransportError, asked: float | None = None) -> float:
-        """The seconds to sleep after ``failure``; ``asked`` is a 429's requested wait."""
+        """The seconds to sleep after ``failure``; ``asked`` is the wait the server named."""
         retry = self._retry
         self._failures += 1
         delay = retry.backoff_delay(self._failures) if asked is None else asked
-        elapsed = retry.clock() - self._started
+        elapsed = self.elapsed()
         if self.attempts >= retry.attempts:
             reason = (
                 f"all {retry.attempts} attempts failed"
@@ -146,6 +198,9 @@ class RetryBudget:
                 else "the only attempt failed (Retry(attempts=1))"
             )
         elif elapsed + delay > retry.max_elapsed:
+            if isinstance(failure, RateLimitedError) and asked is not None:
+                # Kustomer's window outlasts the budget: say when to come back instead.
+                raise failure
             reason = (
                 f"the next attempt would start after {elapsed + delay:.3g}s, past "
                 f"max_elapsed={retry.max_elapsed:g}s ({self.attempts} attempts made)"

@@ -135,10 +135,12 @@ def sent_message(response: httpx.Response, message: SendMessageOptions) -> SentM
     status = response.status_code
     try:
         document = response.json()
-    except ValueError as exc:
+    except ValueError:
+        # Not chained: the decode error keeps the whole body (``.doc``), which may echo
+        # anything the request carried; the message says all there is to say.
         raise UnexpectedResponseError(
             f"Kustomer answered {status} with a body that is not JSON", status_code=status
-        ) from exc
+        ) from None
     if not isinstance(document, dict):
         raise UnexpectedResponseError(
             f"Kustomer answered {status} with JSON that is not an object", status_code=status

@@ -2,17 +2,22 @@
 
 The shapes on the wire are in ``docs/http-contract.md``; where they rest on inference the
 modules say so (:mod:`._wire` for routes and bodies, :mod:`._retry` for rate-limit headers,
-:mod:`._attachments` for the upload). This module holds the two drivers: one request loop
-with retries, written once blocking and once with ``await``.
+:mod:`._attachments` for the upload). The steps of a send (check, announce and
+upload each file, post the message, retry each request, one deadline for all) are written
+once, as a plan that yields "make this request" and "sleep this long"; the blocking and the
+asyncio transports only carry those steps out.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import ClassVar
 
 import httpx
 from pydantic import SecretStr
@@ -34,12 +39,9 @@ from ._attachments import (
     upload_target,
 )
 from ._errors import RETRYABLE_HTTPX_ERRORS, connection_error, status_error
-from ._retry import Retry, RetryBudget
+from ._retry import Retry, RetryBudget, retry_after_wait
 from ._wire import CustomerId, Routes, check_base_url, message_body, sent_message
 from .base import AsyncTransport, Transport
-
-if TYPE_CHECKING:
-    from httpx._client import UseClientDefault
 
 __all__ = ["DEFAULT_TIMEOUT", "AsyncHTTPTransport", "HTTPTransport"]
 
@@ -52,8 +54,24 @@ _KEY_SHAPE = re.compile(r"[\x21-\x7e]+")
 IdempotencyKey = Callable[[SendMessageOptions], str]
 
 
-def _random_key(message: SendMessageOptions) -> str:
-    return uuid.uuid4().hex
+def default_idempotency_key(message: SendMessageOptions) -> str:
+    """The ``Idempotency-Key`` of a send: stable for a delivery, random otherwise.
+
+    A message that moves the conversation carries ``delivery_scope`` (the conversation and
+    the record version it was built from); its key is a hash of that scope and of the
+    message (its wire JSON and each file's bytes), so sending it again after an answer was
+    lost reuses the key and Kustomer can answer with what it stored. A plain reply has no
+    scope and gets a random key: two identical messages are two messages.
+    """
+    scope = message.delivery_scope
+    if scope is None:
+        return uuid.uuid4().hex
+    digest = hashlib.sha256(scope.encode())
+    wire = json.dumps(message.to_wire(), sort_keys=True, separators=(",", ":"))
+    digest.update(b"\0" + wire.encode())
+    for attachment in message.attachments or ():
+        digest.update(hashlib.sha256(attachment.content).digest())
+    return digest.hexdigest()[:32]
 
 
 class _AuthHeaders(dict[str, str]):
@@ -65,10 +83,32 @@ class _AuthHeaders(dict[str, str]):
 
 @dataclass(frozen=True, slots=True)
 class _Failure:
-    """A retryable failure, and the wait a 429 asked for."""
+    """A retryable failure, and the wait the server asked for (a 429's, a 503's)."""
 
     error: TransportError
     asked: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A step of a send: make this request, within ``seconds`` (the time left)."""
+
+    request: httpx.Request
+    seconds: float
+    storage: bool  # a signed storage URL: no client auth may go with it
+
+
+@dataclass(frozen=True, slots=True)
+class _Sleep:
+    """A step of a send: wait this long before the next attempt."""
+
+    seconds: float
+
+
+# What a runner sends back into a plan: the answer to a _Call, or what httpx raised.
+_Reply = httpx.Response | httpx.HTTPError | None
+_Plan = Generator[_Call | _Sleep, _Reply, SentMessage]
+_Exchange = Generator[_Call | _Sleep, _Reply, httpx.Response]
 
 
 class _HTTPConfig:
@@ -115,9 +155,7 @@ class _HTTPConfig:
         self.attachment_limits = attachment_limits
         self._customer_id = customer_id
         self._new_key = idempotency_key
-        self._timeout: httpx.Timeout | UseClientDefault = (
-            httpx.USE_CLIENT_DEFAULT if timeout is None else httpx.Timeout(timeout)
-        )
+        self._timeout = None if timeout is None else httpx.Timeout(timeout)
         self._log = get_logger() if logger is None else logger
         self._auth = _AuthHeaders(
             {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
@@ -150,18 +188,111 @@ class _HTTPConfig:
             )
         return found
 
-    def _message_request(
-        self,
-        message: SendMessageOptions,
-        customer_id: str | None,
-        references: list[dict[str, Any]] | None,
-    ) -> tuple[str, str, dict[str, Any], _AuthHeaders]:
-        """``(url, path, body, headers)`` for ``message``, with a new Idempotency-Key."""
+    def _plan(self, client: httpx.Client | httpx.AsyncClient, message: SendMessageOptions) -> _Plan:
+        """The whole send of ``message``, as steps for a runner; returns the sent message."""
+        # Everything that can refuse the message does so before the first request.
+        check_attachments(message.attachments, self.attachment_limits)
+        customer_id = self._customer_for(message.conversation_id)
+        key = self._new_key(message)
+        budget = RetryBudget(self.retry)
+        conversation_id = message.conversation_id
+        references = []
+        for index, file in enumerate(message.attachments or ()):
+            # Derived from the message's key, so a retried announce is recognised as one.
+            file_key = f"{key}:att{index}"
+            announced = yield from self._exchange(
+                client,
+                budget,
+                conversation_id=conversation_id,
+                method="POST",
+                url=self._attachments_url,
+                path=self.routes.attachments,
+                headers=_AuthHeaders(self._auth, **{"Idempotency-Key": file_key}),
+                json=announce_body(conversation_id, file),
+            )
+            target = upload_target(announced)
+            yield from self._exchange(
+                client,
+                budget,
+                conversation_id=conversation_id,
+                method="POST",
+                url=target.url,
+                path="(upload url)",
+                headers={"Idempotency-Key": file_key},
+                data=target.fields,
+                files=_form_file(file),
+                storage=True,
+            )
+            references.append(reference(target, file))
         path = self.routes.for_message(message)
         url = self._assistant_url if path == self.routes.assistant_messages else self._messages_url
         body = message_body(message, customer_id, references)
-        key = self._new_key(message)
-        return url, path, body, _AuthHeaders(self._auth, **{"Idempotency-Key": key})
+        headers = _AuthHeaders(self._auth, **{"Idempotency-Key": key})
+        response = yield from self._exchange(
+            client,
+            budget,
+            conversation_id=conversation_id,
+            method="POST",
+            url=url,
+            path=path,
+            headers=headers,
+            json=body,
+        )
+        return sent_message(response, message)
+
+    def _exchange(
+        self,
+        client: httpx.Client | httpx.AsyncClient,
+        budget: RetryBudget,
+        *,
+        conversation_id: str,
+        method: str,
+        url: str,
+        path: str,
+        headers: Mapping[str, str],
+        json: object = None,
+        data: Mapping[str, str] | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        storage: bool = False,
+    ) -> _Exchange:
+        """One request, retried by the policy within the send's deadline.
+
+        Every attempt carries the same headers (and key). Returns the successful answer.
+        """
+        budget.request()
+        while True:
+            left = budget.left()
+            if left <= 0:
+                raise budget.spent(method, path)
+            attempt = budget.attempt()
+            request = client.build_request(
+                method,
+                url,
+                headers=headers,
+                json=json,
+                data=data,
+                files=files,
+                timeout=_capped(self._timeout_for(client), left),
+            )
+            if storage:
+                # A signed storage URL must not see the key, even one the client adds.
+                request.headers.pop("Authorization", None)
+            reply = yield _Call(request, left, storage)
+            if isinstance(reply, httpx.Response):
+                outcome = self._checked(reply, method, path)
+                if isinstance(outcome, httpx.Response):
+                    return outcome
+                failure = outcome
+            else:
+                assert reply is not None, "a runner answers every _Call"
+                failure = self._no_answer(reply, method, path)
+            wait = budget.wait_after(failure.error, failure.asked)
+            self._log_retry(conversation_id, method, path, attempt, failure.error)
+            yield _Sleep(wait)
+
+    def _timeout_for(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Timeout:
+        """The configured timeout, else the client's own (its default, or the caller's)."""
+        return client.timeout if self._timeout is None else self._timeout
 
     def _checked(
         self, response: httpx.Response, method: str, path: str
@@ -173,7 +304,8 @@ class _HTTPConfig:
         if isinstance(error, RateLimitedError):
             return _Failure(error, error.retry_after)
         if response.status_code >= 500:
-            return _Failure(error)
+            # A 503 may say when the service is back; other waits back off.
+            return _Failure(error, retry_after_wait(response.headers, self.retry.now()))
         raise error
 
     def _no_answer(self, exc: httpx.HTTPError, method: str, path: str) -> _Failure:
@@ -239,7 +371,7 @@ class HTTPTransport(_HTTPConfig, Transport):
         retry: Retry = Retry(),  # noqa: B008 - frozen, as above
         timeout: httpx.Timeout | float | None = None,
         attachment_limits: AttachmentLimits = AttachmentLimits(),  # noqa: B008 - frozen
-        idempotency_key: IdempotencyKey = _random_key,
+        idempotency_key: IdempotencyKey = default_idempotency_key,
         logger: Logger | None = None,
     ) -> None:
         if client is not None and not isinstance(client, httpx.Client):
@@ -263,80 +395,29 @@ class HTTPTransport(_HTTPConfig, Transport):
 
     def send(self, message: SendMessageOptions) -> SentMessage:
         """Upload ``message``'s files, post it, and return Kustomer's ``callbackResponse``."""
-        # Everything that can refuse the message does so before the first request.
-        check_attachments(message.attachments, self.attachment_limits)
-        customer_id = self._customer_for(message.conversation_id)
-        references = None
-        if message.attachments:
-            references = [self._upload(message, file) for file in message.attachments]
-        url, path, body, headers = self._message_request(message, customer_id, references)
-        response = self._request("POST", url, path, message.conversation_id, headers, json=body)
-        return sent_message(response, message)
+        plan = self._plan(self.client, message)
+        reply: _Reply = None
+        while True:
+            try:
+                step = plan.send(reply)
+            except StopIteration as done:
+                sent: SentMessage = done.value
+                return sent
+            reply = None
+            if isinstance(step, _Sleep):
+                self.retry.sleep(step.seconds)
+                continue
+            try:
+                reply = self.client.send(
+                    step.request, auth=None if step.storage else httpx.USE_CLIENT_DEFAULT
+                )
+            except httpx.HTTPError as exc:
+                reply = exc
 
     def close(self) -> None:
         """Close the httpx client if this transport opened it; a caller's client stays open."""
         if self._owns_client:
             self.client.close()
-
-    def _upload(self, message: SendMessageOptions, file: Attachment) -> dict[str, Any]:
-        conversation_id = message.conversation_id
-        routes = self.routes
-        announced = self._request(
-            "POST",
-            self._attachments_url,
-            routes.attachments,
-            conversation_id,
-            self._auth,
-            json=announce_body(conversation_id, file),
-        )
-        target = upload_target(announced)
-        self._request(
-            "POST",
-            target.url,
-            "(upload url)",
-            conversation_id,
-            {},
-            data=target.fields,
-            files=_form_file(file),
-        )
-        return reference(target, file)
-
-    def _request(
-        self,
-        method: str,
-        url: str,
-        path: str,
-        conversation_id: str,
-        headers: Mapping[str, str],
-        *,
-        json: object = None,
-        data: Mapping[str, str] | None = None,
-        files: Mapping[str, tuple[str, bytes, str]] | None = None,
-    ) -> httpx.Response:
-        """One request, retried by the policy; the same headers (and key) on every attempt."""
-        budget = RetryBudget(self.retry)
-        while True:
-            attempt = budget.attempt()
-            try:
-                response = self.client.request(
-                    method,
-                    url,
-                    headers=headers,
-                    json=json,
-                    data=data,
-                    files=files,
-                    timeout=self._timeout,
-                )
-            except httpx.HTTPError as exc:
-                failure = self._no_answer(exc, method, path)
-            else:
-                outcome = self._checked(response, method, path)
-                if isinstance(outcome, httpx.Response):
-                    return outcome
-                failure = outcome
-            wait = budget.wait_after(failure.error, failure.asked)
-            self._log_retry(conversation_id, method, path, attempt, failure.error)
-            self.retry.sleep(wait)
 
 
 class AsyncHTTPTransport(_HTTPConfig, AsyncTransport):
@@ -359,7 +440,7 @@ class AsyncHTTPTransport(_HTTPConfig, AsyncTransport):
         retry: Retry = Retry(),  # noqa: B008 - frozen, as above
         timeout: httpx.Timeout | float | None = None,
         attachment_limits: AttachmentLimits = AttachmentLimits(),  # noqa: B008 - frozen
-        idempotency_key: IdempotencyKey = _random_key,
+        idempotency_key: IdempotencyKey = default_idempotency_key,
         logger: Logger | None = None,
     ) -> None:
         if client is not None and not isinstance(client, httpx.AsyncClient):
@@ -384,84 +465,52 @@ class AsyncHTTPTransport(_HTTPConfig, AsyncTransport):
 
     async def asend(self, message: SendMessageOptions) -> SentMessage:
         """Upload ``message``'s files, post it, and return Kustomer's ``callbackResponse``."""
-        # Everything that can refuse the message does so before the first request.
-        check_attachments(message.attachments, self.attachment_limits)
-        customer_id = self._customer_for(message.conversation_id)
-        references = None
-        if message.attachments:
-            references = [await self._upload(message, file) for file in message.attachments]
-        url, path, body, headers = self._message_request(message, customer_id, references)
-        response = await self._request(
-            "POST", url, path, message.conversation_id, headers, json=body
-        )
-        return sent_message(response, message)
+        plan = self._plan(self.client, message)
+        reply: _Reply = None
+        while True:
+            try:
+                step = plan.send(reply)
+            except StopIteration as done:
+                sent: SentMessage = done.value
+                return sent
+            reply = None
+            if isinstance(step, _Sleep):
+                await self.retry.async_sleep(step.seconds)
+                continue
+            try:
+                # httpx's timeouts bound each wait for the network; this bounds the whole.
+                async with asyncio.timeout(step.seconds):
+                    reply = await self.client.send(
+                        step.request, auth=None if step.storage else httpx.USE_CLIENT_DEFAULT
+                    )
+            except httpx.HTTPError as exc:
+                reply = exc
+            except TimeoutError:
+                reply = httpx.TimeoutException(
+                    f"no answer within the {step.seconds:.3g}s left of max_elapsed",
+                    request=step.request,
+                )
 
     async def aclose(self) -> None:
         """Close the httpx client if this transport opened it; a caller's client stays open."""
         if self._owns_client:
             await self.client.aclose()
 
-    async def _upload(self, message: SendMessageOptions, file: Attachment) -> dict[str, Any]:
-        conversation_id = message.conversation_id
-        routes = self.routes
-        announced = await self._request(
-            "POST",
-            self._attachments_url,
-            routes.attachments,
-            conversation_id,
-            self._auth,
-            json=announce_body(conversation_id, file),
-        )
-        target = upload_target(announced)
-        await self._request(
-            "POST",
-            target.url,
-            "(upload url)",
-            conversation_id,
-            {},
-            data=target.fields,
-            files=_form_file(file),
-        )
-        return reference(target, file)
-
-    async def _request(
-        self,
-        method: str,
-        url: str,
-        path: str,
-        conversation_id: str,
-        headers: Mapping[str, str],
-        *,
-        json: object = None,
-        data: Mapping[str, str] | None = None,
-        files: Mapping[str, tuple[str, bytes, str]] | None = None,
-    ) -> httpx.Response:
-        """See :meth:`HTTPTransport._request`."""
-        budget = RetryBudget(self.retry)
-        while True:
-            attempt = budget.attempt()
-            try:
-                response = await self.client.request(
-                    method,
-                    url,
-                    headers=headers,
-                    json=json,
-                    data=data,
-                    files=files,
-                    timeout=self._timeout,
-                )
-            except httpx.HTTPError as exc:
-                failure = self._no_answer(exc, method, path)
-            else:
-                outcome = self._checked(response, method, path)
-                if isinstance(outcome, httpx.Response):
-                    return outcome
-                failure = outcome
-            wait = budget.wait_after(failure.error, failure.asked)
-            self._log_retry(conversation_id, method, path, attempt, failure.error)
-            await self.retry.async_sleep(wait)
-
 
 def _form_file(file: Attachment) -> dict[str, tuple[str, bytes, str]]:
     # httpx writes the `data` fields before the files, as storage services require.
     return {"file": (file.name, file.content, file.content_type)}
+
+
+def _capped(timeout: httpx.Timeout, left: float) -> httpx.Timeout:
+    """``timeout`` with each of its limits cut to the ``left`` seconds of the send's budget."""
+
+    def cut(limit: float | None) -> float:
+        return left if limit is None else min(limit, left)
+
+    return httpx.Timeout(
+        connect=cut(timeout.connect),
+        read=cut(timeout.read),
+        write=cut(timeout.write),
+        pool=cut(timeout.pool),
+    )
