@@ -25,6 +25,7 @@ from assistant_flow import (
     Flow,
     HTTPTransport,
     KustomerAPIError,
+    RateLimitedError,
     RetriesExhaustedError,
     Retry,
     SendMessageOptions,
@@ -274,3 +275,113 @@ async def test_the_first_reply_survives_a_fault_and_the_assistant_accepts_it(
     assert all("initAssistantPayload" in entry["body"] for entry in entries)
     assert await conv.state == State.IN_ASSISTANT
     assert not (await conv.snapshot()).awaiting_first_reply
+
+
+# --- a lost answer, the deadline, keyed announces, Kustomer's real 429 -------------------------
+
+
+async def test_a_resend_after_a_lost_answer_reuses_the_key_and_the_flow_advances(
+    on_stub: StubView,
+) -> None:
+    conversation_id = on_stub.session(assistant="asst_support")
+    with StubClient(on_stub.stub.url, on_stub.stub.api_key) as client:
+        init = client.init_assistant("asst_support")
+    transport = on_stub.transport(retry=on_stub.retry(attempts=2))
+    conv = on_stub.conversation(transport, conversation_id)
+    await conv.start_assistant(init)
+    # Stored by the stub, answer lost, on every attempt the transport makes.
+    on_stub.stub.fault("drop", "assistant_messages", count=2, after_processing=True)
+    with pytest.raises(RetriesExhaustedError):
+        await conv.choose("Billing")
+    assert (await conv.snapshot()).awaiting_first_reply  # the flow did not advance
+    sent = await conv.choose("Billing")  # what the README tells the user to do
+    assert sent.body == "Billing"
+    assert await conv.state == State.IN_ASSISTANT
+    assert not (await conv.snapshot()).awaiting_first_reply
+    entries = on_stub.messages()
+    assert [entry["status"] for entry in entries] == ["dropped", "dropped", 201]
+    assert len({entry["headers"]["idempotency-key"] for entry in entries}) == 1
+    assert entries[-1].get("replayed") is True
+    assert len(on_stub.stub.sent()) == 1
+
+
+async def test_two_identical_plain_replies_are_two_messages(on_stub: StubView) -> None:
+    conversation_id = on_stub.session()
+    conv = on_stub.conversation(on_stub.transport(), conversation_id)
+    await conv.send_message("Hello")
+    await conv.send_message("Hello")
+    keys = {entry["headers"]["idempotency-key"] for entry in on_stub.messages()}
+    assert len(keys) == 2
+    assert [message["body"] for message in on_stub.stub.sent()] == ["Hello", "Hello"]
+
+
+async def test_max_elapsed_bounds_a_slow_answer(on_stub: StubView) -> None:
+    conversation_id = on_stub.session()
+    on_stub.stub.fault("slow", "messages", delay=3.0)
+    transport = on_stub.transport(retry=on_stub.retry(max_elapsed=0.5))
+    started = time.monotonic()
+    with pytest.raises(RetriesExhaustedError):
+        await on_stub.send(transport, text(conversation_id))
+    took = time.monotonic() - started
+    settle(on_stub.stub)
+    # A generous bound: the slow answer alone would take 3 s (and the default timeout 10 s).
+    assert took < 2.5
+
+
+async def test_max_elapsed_bounds_a_message_with_files_as_a_whole(on_stub: StubView) -> None:
+    conversation_id = on_stub.session()
+    files = [Attachment.from_bytes(b"%PDF-1.7", f"{name}.pdf") for name in ("a", "b")]
+    message = SendMessageOptions(conversation_id=conversation_id, attachments=files)
+    # Five requests (two announces, two uploads, the message), each 0.6 s: 3 s in all.
+    on_stub.stub.fault("slow", "*", delay=0.6, count=5)
+    transport = on_stub.transport(retry=on_stub.retry(max_elapsed=0.8))
+    started = time.monotonic()
+    with pytest.raises(RetriesExhaustedError):
+        await on_stub.send(transport, message)
+    took = time.monotonic() - started
+    settle(on_stub.stub)
+    assert took < 2.5  # generous: a per-request budget would let all five through (3 s)
+    assert on_stub.stub.sent() == []
+
+
+async def test_a_retried_announce_is_recognised_and_makes_no_duplicate(
+    on_stub: StubView,
+) -> None:
+    conversation_id = on_stub.session()
+    on_stub.stub.fault("drop", "attachments", after_processing=True)
+    receipt = Attachment.from_bytes(b"%PDF-1.7 receipt", "receipt.pdf")
+    message = SendMessageOptions(conversation_id=conversation_id, attachments=[receipt])
+    sent = await on_stub.send(on_stub.transport(), message)
+    announces = [e for e in on_stub.stub.requests() if e["route"] == "attachments"]
+    assert [entry["status"] for entry in announces] == ["dropped", 201]
+    assert announces[1].get("replayed") is True
+    keys = {entry["headers"]["idempotency-key"] for entry in announces}
+    assert len(keys) == 1
+    [message_entry] = on_stub.messages()
+    assert keys.pop().startswith(message_entry["headers"]["idempotency-key"])
+    assert len(on_stub.stub.state.uploads.files) == 1  # one file, not two
+    assert sent.attachments is not None
+    assert len(sent.attachments) == 1
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_kustomers_own_per_minute_429_is_raised_with_its_wait_at_once(mode: str) -> None:
+    # Kustomer's reset is the end of a one-minute window, past the default 30 s budget: the
+    # caller gets the RateLimitedError and its retry_after, to send again later.
+    with KustomerStub(rate_limit=2) as stub:
+        view = StubView(mode, stub)
+        conversation_id = view.session()  # request 1 of 2
+        transport = view.transport(retry=view.retry(max_elapsed=30.0))
+        await view.send(transport, text(conversation_id, "one"))  # request 2 of 2
+        with pytest.raises(RateLimitedError) as caught:
+            await view.send(transport, text(conversation_id, "two"))
+        for made in view.opened:
+            if isinstance(made, HTTPTransport):
+                made.close()
+            else:
+                await made.aclose()
+        statuses = [entry["status"] for entry in view.messages()]
+    assert caught.value.retry_after is not None
+    assert 30 < caught.value.retry_after <= 61
+    assert view.waits == []  # no waiting for a window the budget cannot cover
+    assert statuses == [201, 429]

@@ -48,6 +48,7 @@ from assistant_flow import (
     UnexpectedResponseError,
 )
 from assistant_flow.transports import DEFAULT_TIMEOUT
+from assistant_flow.transports.http import default_idempotency_key
 
 BASE = "https://acme.api.kustomerapp.com"
 KEY = "sk-live-0123456789abcdefSECRET"
@@ -521,7 +522,42 @@ async def test_every_attempt_of_a_message_carries_the_same_idempotency_key(http:
     keys = [request.headers["idempotency-key"] for request in http.kustomer.requests]
     assert len(keys) == 5
     assert len(set(keys[:4])) == 1
-    assert keys[4] != keys[0]
+    assert keys[4] != keys[0]  # a plain message sent twice is two messages
+
+
+async def test_a_resent_state_changing_message_carries_the_same_key(http: HTTP) -> None:
+    transport = http.transport(retry=http.time.retry(attempts=1))
+    conv = http.conversation(transport)
+    await conv.start_assistant(init_response())
+    http.kustomer.answer(error(503))
+    with pytest.raises(RetriesExhaustedError):
+        await conv.send_message("Hi")  # the first reply: it moves the conversation
+    await conv.send_message("Hi")  # the user's resend, from the same state
+    await conv.send_message("thanks")  # a plain reply: changes nothing
+    await conv.send_message("thanks")
+    first, resent, plain, again = (r.headers["idempotency-key"] for r in http.kustomer.requests)
+    assert resent == first
+    assert len({first, plain, again}) == 3
+    assert all(len(key) == 32 for key in (first, plain, again))
+
+
+def test_the_default_key_follows_the_delivery_and_the_message() -> None:
+    def key(**fields: Any) -> str:
+        return default_idempotency_key(message(**fields))
+
+    assert key(delivery_scope="conv_1@3") == key(delivery_scope="conv_1@3")
+    assert key(delivery_scope="conv_1@3") != key(delivery_scope="conv_1@4")
+    assert key(delivery_scope="conv_1@3") != key(delivery_scope="conv_1@3", body="Other")
+    one = [Attachment.from_bytes(b"%PDF-1", "a.pdf")]
+    other = [Attachment.from_bytes(b"%PDF-2", "a.pdf")]  # same name, type and size
+    assert key(delivery_scope="s", attachments=one) != key(delivery_scope="s", attachments=other)
+    assert key() != key()
+
+
+async def test_the_delivery_scope_is_never_sent(http: HTTP) -> None:
+    await http.send(http.transport(), message(delivery_scope="conv_1@7"))
+    assert "conv_1@7" not in http.kustomer.requests[0].content.decode()
+    assert "deliveryScope" not in http.kustomer.json()
 
 
 async def test_the_idempotency_key_can_come_from_the_caller(http: HTTP) -> None:
@@ -669,6 +705,108 @@ async def test_the_api_key_is_in_no_error_nor_its_chain_nor_any_log(
     assert KEY not in repr(logs)
 
 
+def echo_key(request: httpx.Request) -> str:
+    return request.headers["authorization"]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda r: httpx.Response(
+            400,
+            json={
+                "errors": [
+                    {
+                        "code": "bad",
+                        "message": "m",
+                        "source": {"pointer": echo_key(r), "nested": [{"at": echo_key(r)}]},
+                        "meta": {"echo": echo_key(r), echo_key(r): 1},
+                    }
+                ]
+            },
+        ),
+        lambda r: httpx.Response(201, text="oops " + echo_key(r)),
+        lambda r: httpx.Response(
+            201,
+            json={
+                "data": {
+                    "id": "m1",
+                    "attributes": {
+                        "createdAt": echo_key(r),
+                        "direction": "in",
+                        "attachments": echo_key(r),
+                    },
+                }
+            },
+        ),
+        lambda r: httpx.Response(201, json={"data": {"id": 7, "attributes": [echo_key(r)]}}),
+    ],
+    ids=["error-source-and-meta", "non-json-success", "mistyped-fields", "odd-json-api"],
+)
+async def test_an_answer_echoing_the_key_anywhere_does_not_bring_it_into_the_error(
+    http: HTTP, answer: Callable[[httpx.Request], httpx.Response]
+) -> None:
+    http.kustomer.answer(answer)
+    with pytest.raises(TransportError) as caught:
+        await http.send(http.transport(), message())
+    assert KEY not in chain_text(caught.value)
+    assert KEY not in repr(caught.value)
+    for detail in getattr(caught.value, "errors", ()):
+        assert KEY not in repr(detail) + repr(detail.source) + repr(detail.meta)
+    cause = caught.value.__cause__
+    assert KEY not in repr(getattr(cause, "doc", ""))  # a JSON decode error keeps the body
+
+
+async def test_the_error_details_keep_the_shape_of_source_and_meta(http: HTTP) -> None:
+    body = {"errors": [{"code": "bad", "source": {"pointer": "/body"}, "meta": {"n": [1, 2]}}]}
+    http.kustomer.answer(error(400, body=body))
+    with pytest.raises(KustomerAPIError) as caught:
+        await http.send(http.transport(), message())
+    [detail] = caught.value.errors
+    assert detail.source == {"pointer": "/body"}
+    assert detail.meta == {"n": [1, 2]}
+
+
+@pytest.mark.parametrize(
+    "client_options",
+    [
+        {"headers": {"Authorization": f"Bearer {KEY}"}},
+        {"auth": ("user", KEY)},
+        {"auth": "callable"},  # a callable auth sees every request it is given
+    ],
+    ids=["default-headers", "basic-auth", "callable-auth"],
+)
+async def test_no_key_goes_to_the_storage_url_whatever_the_client_adds(
+    http: HTTP, client_options: dict[str, Any]
+) -> None:
+    def stamp(request: httpx.Request) -> httpx.Request:
+        request.headers["Authorization"] = f"Bearer {KEY}"
+        return request
+
+    if client_options.get("auth") == "callable":
+        client_options = {"auth": stamp}
+    mock = httpx.MockTransport(http.kustomer)
+    client: httpx.Client | httpx.AsyncClient = (
+        httpx.Client(transport=mock, **client_options)
+        if http.mode == "sync"
+        else httpx.AsyncClient(transport=mock, **client_options)
+    )
+    upload_answers(http.kustomer, 1)
+    try:
+        await http.send(http.transport(client=client), message(attachments=[one_png()]))
+    finally:
+        if isinstance(client, httpx.Client):
+            client.close()
+        else:
+            await client.aclose()
+    announce, upload, posted = http.kustomer.requests
+    assert upload.url.host == "uploads.example.test"
+    assert "authorization" not in upload.headers
+    assert KEY not in repr(upload.headers.raw)
+    assert "authorization" in announce.headers
+    assert "authorization" in posted.headers
+
+
 async def test_the_api_key_is_not_logged_through_a_flow_either(
     http: HTTP, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -805,6 +943,33 @@ async def test_timeouts_are_on_by_default_and_settable(http: HTTP) -> None:
     assert DEFAULT_TIMEOUT.read is not None
 
 
+async def test_each_attempt_is_cut_to_the_time_left_of_the_send(http: HTTP) -> None:
+    http.time.jitter = 1.0
+    http.kustomer.answer(error(500))
+    retry = http.time.retry(backoff=4.0, max_elapsed=6.0)
+    await http.send(http.transport(timeout=5.0, retry=retry), message())
+    first, second = (request.extensions["timeout"] for request in http.kustomer.requests)
+    assert first == httpx.Timeout(5.0).as_dict()  # 6 s left: the configured 5 s holds
+    assert second == httpx.Timeout(2.0).as_dict()  # 4 s slept: 2 s left
+
+
+async def test_a_budget_spent_before_a_request_sends_nothing_more(http: HTTP) -> None:
+    def slow_announce(request: httpx.Request) -> httpx.Response:
+        http.time.monotonic += 10.0  # the announce took all of the budget
+        return httpx.Response(
+            201,
+            json={"data": {"id": "att_0"}, "meta": {"upload": {"url": "https://up.test/0"}}},
+        )
+
+    http.kustomer.answer(slow_announce)
+    retry = http.time.retry(max_elapsed=5.0)
+    with pytest.raises(RetriesExhaustedError) as caught:
+        await http.send(http.transport(retry=retry), message(attachments=[one_png()]))
+    assert isinstance(caught.value.last_error, KustomerTimeoutError)
+    assert "max_elapsed=5" in str(caught.value)
+    assert len(http.kustomer.requests) == 1
+
+
 # --- attachments ------------------------------------------------------------------------------
 
 MB = 1_000_000
@@ -852,6 +1017,10 @@ async def test_files_are_announced_uploaded_then_referenced_in_the_message(
     }
     assert str(upload.url) == "https://uploads.example.test/bucket/0"
     assert "authorization" not in upload.headers
+    # Both carry a key derived from the message's, so a retried announce is recognised.
+    key = posted.headers["idempotency-key"]
+    assert announce.headers["idempotency-key"] == upload.headers["idempotency-key"] == f"{key}:att0"
+    assert http.kustomer.requests[2].headers["idempotency-key"] == f"{key}:att1"
     assert upload.headers["content-type"].startswith("multipart/form-data")
     form = upload.content
     # the storage fields come before the file, and the file is the bytes given
@@ -971,6 +1140,27 @@ def test_attachments_come_from_paths_bytes_and_binary_files(tmp_path: Path) -> N
         ("photo.jpeg", "image/jpeg", b"jpeg bytes")
     }
     assert made[0].to_wire() == {"file": {"name": "photo.jpeg", "type": "image/jpeg", "size": 10}}
+
+
+def test_a_huge_path_is_refused_from_its_size_without_being_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    huge = tmp_path / "film.mp4"
+    with huge.open("wb") as sparse:
+        sparse.truncate(1_000_000_000)  # 1 GB on paper, nothing on disk
+
+    def no_reading(self: Path) -> bytes:
+        raise AssertionError("the file was read")
+
+    monkeypatch.setattr(Path, "read_bytes", no_reading)
+    with pytest.raises(AttachmentError) as caught:
+        Attachment.from_path(huge)
+    assert caught.value.name == "film.mp4"
+    assert "1000000000 bytes" in str(caught.value)
+    small = tmp_path / "small.mp4"
+    small.write_bytes(b"0" * 10)
+    with pytest.raises(AttachmentError):
+        Attachment.from_path(small, max_bytes=5)
 
 
 def test_a_file_object_without_a_name_or_in_text_mode_is_refused(tmp_path: Path) -> None:

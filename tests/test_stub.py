@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from assistant_flow import (
+    ConfigurationError,
     Flow,
     InvalidInputError,
     SendMessageOptions,
@@ -946,6 +947,43 @@ def test_the_stub_runs_in_a_child_process_with_the_same_helpers() -> None:
     assert served.headers["x-ratelimit-limit"] == "50"
     assert [entry["status"] for entry in log] == [500, 200, 429]
     assert stub.api_key not in repr(stub)
+
+
+def test_the_child_process_gets_its_key_from_the_environment_not_argv() -> None:
+    # Any user of the machine can read a process's command line (ps); not its environment.
+    with StubProcess() as stub:
+        process = stub._process
+        assert process is not None
+        argv = Path(f"/proc/{process.pid}/cmdline").read_bytes().decode()
+        served = httpx.get(
+            f"{stub.url}/v2.1/chat/assistants/asst_support/init",
+            headers={"Authorization": f"Bearer {stub.api_key}"},
+        )
+    assert stub.api_key not in argv
+    assert "--api-key" not in argv
+    assert served.status_code == 200
+
+
+def test_a_child_process_that_never_prints_its_url_fails_in_bounded_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("assistant_flow.testing._process._TIMEOUT", 0.5)
+    silent = StubProcess()
+    silent._command = [sys.executable, "-c", "import time; time.sleep(30)"]
+    with pytest.raises(ConfigurationError, match=r"did not print its URL within 0\.5s"):
+        silent.start()
+    assert silent._process is None  # stopped, not left running
+
+
+def test_auth_is_checked_before_a_fault_is_injected(customer: Customer) -> None:
+    stub = customer.stub
+    conversation = customer.session()
+    stub.fault("500", "messages")
+    body = {"conversationId": conversation, "customerId": "cust_1", "body": "Hi"}
+    wrong = customer.post("/v2.1/chat/messages", body, Authorization="Bearer not-the-key")
+    assert wrong.status_code == 401  # as Kustomer would, whatever else goes wrong
+    # The fault is still queued, for the first authorised request.
+    assert customer.post("/v2.1/chat/messages", body).status_code == 500
 
 
 class RawTransport(Transport):

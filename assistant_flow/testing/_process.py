@@ -90,11 +90,11 @@ class StubProcess:
         assert self._process.stdout is not None
         line = _first_line(self._process.stdout, _TIMEOUT)
         if not line.startswith("http://"):
-            self.stop()
             errors.seek(0)
+            said = errors.read()[-500:]  # read before stop() closes the file
+            self.stop()
             raise ConfigurationError(
-                f"the stub process did not print its URL within {_TIMEOUT:g}s: "
-                f"{errors.read()[-500:]}"
+                f"the stub process did not print its URL within {_TIMEOUT:g}s: {said}"
             )
         self._url = line
         if self._faults:
