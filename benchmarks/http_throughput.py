@@ -112,12 +112,17 @@ async def timed(senders: list[Awaitable[None]], total: int) -> float:
 
 @dataclass
 class Figures:
-    """Medians of each side, and how busy each process was during the measured rounds."""
+    """Medians of each side, the spread of the per-round ratios, and how busy each process was.
+
+    ``ratios`` pairs each measured round of one side with the same round of the other (they
+    ran back to back), so one noisy round shows as an outlier instead of hiding in a median.
+    """
 
     raw: float
     flow: float
     client_cpu: float
     stub_cpu: float | None
+    ratios: list[float]
 
 
 async def measure(
@@ -168,6 +173,7 @@ async def measure(
         statistics.median(flow_rates),
         (client_after - client_before) / wall,
         stub_cpu,
+        [flow_rate / raw_rate for raw_rate, flow_rate in zip(raw_rates, flow_rates, strict=True)],
     )
 
 
@@ -199,6 +205,10 @@ def main() -> None:
     print(f"{'raw httpx.AsyncClient':<32} {raw:>9.0f} sends/s")
     print(f"{'AsyncFlow + AsyncHTTPTransport':<32} {flow:>9.0f} sends/s")
     print(f"{'ratio (flow / raw)':<32} {flow / raw:>9.2f}  (target >= 0.85)")
+    print(
+        f"{'per-round ratios':<32} min {min(figures.ratios):.2f}, "
+        f"max {max(figures.ratios):.2f} over {len(figures.ratios)} rounds"
+    )
     stub_busy = "n/a" if figures.stub_cpu is None else f"{figures.stub_cpu:.0%}"
     print(
         f"{'busy (CPU / wall time)':<32} client {figures.client_cpu:.0%}, "

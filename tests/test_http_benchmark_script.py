@@ -24,6 +24,7 @@ def test_the_http_benchmark_runs_and_prints_every_figure() -> None:
         "raw httpx.AsyncClient",
         "AsyncFlow + AsyncHTTPTransport",
         "ratio (flow / raw)",
+        "per-round ratios",
         "stub: uvicorn",
     ):
         assert row in result.stdout
