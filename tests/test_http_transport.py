@@ -47,8 +47,7 @@ from assistant_flow import (
     TransportError,
     UnexpectedResponseError,
 )
-from assistant_flow.transports import DEFAULT_TIMEOUT
-from assistant_flow.transports.http import default_idempotency_key
+from assistant_flow.transports import DEFAULT_TIMEOUT, default_idempotency_key
 
 BASE = "https://acme.api.kustomerapp.com"
 KEY = "sk-live-0123456789abcdefSECRET"

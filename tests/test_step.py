@@ -66,3 +66,35 @@ def test_ending_the_assistant_drops_what_it_offered() -> None:
 def test_a_message_offering_nothing_keeps_what_is_on_offer() -> None:
     record = ConversationRecord("c1", "in_assistant.conversing", 1, choices=(Choice("A", "a"),))
     assert step(record, Receive(choices=None, articles=None)).changed is False
+
+
+def test_a_message_that_moves_the_record_names_its_delivery_and_a_plain_one_does_not() -> None:
+    # The HTTP transport keys a resend by this scope; it is the record the message left.
+    first = step(awaiting(), reply("Hi", None, None, None))
+    assert first.changed
+    assert first.message is not None
+    assert first.message.delivery_scope == "c1@1"
+    assert step(awaiting(), reply("Hi", None, None, None)).message == first.message
+
+    offered = ConversationRecord(
+        "c1", machine_state="in_assistant.conversing", version=5, choices=(Choice("Yes", "y"),)
+    )
+    chosen = step(offered, Choose("Yes", None))
+    assert chosen.message is not None
+    assert chosen.message.delivery_scope == "c1@5"
+
+    deflected = ConversationRecord(
+        "c1",
+        machine_state="in_assistant.conversing",
+        version=7,
+        articles=(DeflectionArticle.model_validate(ARTICLES[0]),),
+    )
+    answered = step(deflected, reply("Thanks", None, None, None))
+    assert answered.message is not None
+    assert answered.message.delivery_scope == "c1@7"
+
+    plain = step(chosen.record, reply("Hi", None, None, None))
+    assert not plain.changed
+    assert plain.message is not None
+    assert plain.message.delivery_scope is None
+    assert "deliveryScope" not in plain.message.to_wire()

@@ -4,7 +4,7 @@ from ._attachments import AttachmentLimits
 from ._retry import Retry
 from ._wire import Routes
 from .base import AsyncTransport, Transport
-from .http import DEFAULT_TIMEOUT, AsyncHTTPTransport, HTTPTransport
+from .http import DEFAULT_TIMEOUT, AsyncHTTPTransport, HTTPTransport, default_idempotency_key
 from .memory import MemoryTransport
 
 __all__ = [
@@ -17,4 +17,5 @@ __all__ = [
     "Retry",
     "Routes",
     "Transport",
+    "default_idempotency_key",
 ]

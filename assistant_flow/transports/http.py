@@ -43,7 +43,7 @@ from ._retry import Retry, RetryBudget, retry_after_wait
 from ._wire import CustomerId, Routes, check_base_url, message_body, sent_message
 from .base import AsyncTransport, Transport
 
-__all__ = ["DEFAULT_TIMEOUT", "AsyncHTTPTransport", "HTTPTransport"]
+__all__ = ["DEFAULT_TIMEOUT", "AsyncHTTPTransport", "HTTPTransport", "default_idempotency_key"]
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 """Per request: 5 s to connect, 10 s for each read, write and pool wait."""
@@ -347,14 +347,20 @@ class HTTPTransport(_HTTPConfig, Transport):
     * ``routes``: the paths (:class:`Routes`); a message goes to the assistant route while
       ``isInAssistantMode`` is true, else to the messages route [I].
     * ``retry``: 429s, 5xx, dropped connections and timeouts are retried (:class:`Retry`);
-      every attempt of one message carries the same ``Idempotency-Key`` [I].
-    * ``timeout``: per request; ``None`` means :data:`DEFAULT_TIMEOUT` on a client the
-      transport opens and the client's own setting on yours.
+      every attempt of one message carries the same ``Idempotency-Key`` [I], and each file's
+      announce and upload ``<key>:att<i>``. The upload to the storage URL carries no
+      ``Authorization`` and no client ``auth``.
+    * ``timeout``: per attempt, cut to what is left of ``retry.max_elapsed`` (one deadline
+      for the whole send); ``None`` means :data:`DEFAULT_TIMEOUT` on a client the transport
+      opens and the client's own setting on yours.
     * ``attachment_limits``: checked before any request (:class:`AttachmentLimits`).
-    * ``idempotency_key``: makes the key for a message (a random UUID by default).
+    * ``idempotency_key``: makes the key for a message; by default
+      :func:`default_idempotency_key`, stable for the resend of a message that moves the
+      conversation and random for a plain reply.
 
     A send raises :class:`KustomerAPIError` for a 4xx (with ``status_code`` and Kustomer's
-    ``errors``), :class:`RetriesExhaustedError` when retrying gave up, and
+    ``errors``), :class:`RateLimitedError` when a 429 asks for a wait past the budget,
+    :class:`RetriesExhaustedError` when retrying gave up, and
     :class:`AttachmentError` for a file Kustomer would refuse.
     """
 
