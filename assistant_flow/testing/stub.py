@@ -26,9 +26,9 @@ DEFAULT_CLI_API_KEY = "stub-api-key"
 """The API key of a stub started from the command line without ``--api-key``."""
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m assistant_flow.testing.stub",
+        prog=prog or "python -m assistant_flow.testing.stub",
         description="A local stand-in for a Kustomer org, for development and tests.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address (127.0.0.1)")
@@ -53,9 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Start the stub, print its URL, serve until SIGINT or SIGTERM; the exit status."""
-    parser = _parser()
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """Start the stub, print its URL, serve until SIGINT or SIGTERM; the exit status.
+
+    ``prog`` is the name ``--help`` and usage errors show (``assistant-flow stub`` wraps it).
+    """
+    parser = _parser(prog)
     options = parser.parse_args(argv)
     try:
         faults: list[Fault] = [parse_fault(spec) for spec in options.fault]
