@@ -9,6 +9,7 @@ stderr in one line, without a traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -20,7 +21,7 @@ from typing import Any, TextIO
 import structlog
 from pydantic.json_schema import models_json_schema
 
-from ._exceptions import InvalidInputError
+from ._exceptions import AssistantFlowError, InvalidInputError
 from ._messages import (
     InitAssistantPayload,
     InitAssistantResponse,
@@ -103,8 +104,15 @@ def _run(options: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 print(_status_line("ERROR", path, time.perf_counter() - began), file=out)
                 print(f"{_PROG}: {error}", file=err)
                 continue
-            except ImportError as error:
+            except ImportError as error:  # the stub target without the `stub` extra
                 raise _UsageError(f"{error}") from None
+            except AssistantFlowError as error:
+                if isinstance(error, InvalidInputError):  # the target's settings: stop here
+                    raise
+                counts["errored"] += 1
+                print(_status_line("ERROR", path, time.perf_counter() - began), file=out)
+                print(f"{_PROG}: {path}: {type(error).__name__}: {error}", file=err)
+                continue
             if result.passed:
                 counts["passed"] += 1
                 print(_status_line("PASS", path, result.duration), file=out)
@@ -228,7 +236,8 @@ def main(
             return _stub(arguments[1:])
         parser = _parser()
         try:
-            options = parser.parse_args(arguments)
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                options = parser.parse_args(arguments)
         except SystemExit as exit_:  # argparse exits 2 on a usage mistake, 0 for --help
             return int(exit_.code or 0)
         if options.command == "run":

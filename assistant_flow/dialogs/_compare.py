@@ -65,10 +65,12 @@ class Difference:
 class PayloadMismatchError(AssertionError):
     """A payload differs from what was expected; ``differences`` lists each field."""
 
-    def __init__(self, differences: Sequence[Difference], *, heading: str = "payload") -> None:
+    def __init__(
+        self, differences: Sequence[Difference], *, heading: str = "payload differs"
+    ) -> None:
         self.differences = tuple(differences)
         count = len(self.differences)
-        lines = [f"{heading} differs in {count} field{'s' if count != 1 else ''}:"]
+        lines = [f"{heading} in {count} field{'s' if count != 1 else ''}:"]
         lines += [difference.line() for difference in self.differences]
         super().__init__("\n".join(lines))
 
@@ -187,4 +189,4 @@ def assert_payloads(
                 )
             )
     if found:
-        raise PayloadMismatchError(found, heading="payloads")
+        raise PayloadMismatchError(found, heading="payloads differ")

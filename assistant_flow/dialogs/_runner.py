@@ -343,7 +343,9 @@ def run_dialog(
     ``stubs`` if given, else started and stopped here), ``org`` (``HTTPTransport`` to ``org``
     or, by default, ``KUSTOMER_BASE_URL`` / ``KUSTOMER_API_KEY``; ``client`` is an
     ``httpx.Client`` to send through) or ``auto``. A mistake in the script, or a target it
-    cannot run on, raises :class:`DialogScriptError`; a transport failure fails the step.
+    cannot run on, raises :class:`DialogScriptError`; a target that cannot be set up raises
+    what it raised (``InvalidInputError`` for an ``http://`` org URL, ``TransportError`` when
+    the stub cannot be reached); a failure once the dialog runs fails the step.
     """
     loaded = script if isinstance(script, DialogScript) else load_script(script)
     chosen = _resolve_target(loaded, target)
@@ -351,8 +353,8 @@ def run_dialog(
     started = time.perf_counter()
     with ExitStack() as stack:
         context = _Context(stubs, org, client, stack)
+        session = _open_session(loaded, chosen, context)
         try:
-            session = _open_session(loaded, chosen, context)
             if loaded.init is not None:
                 session.conv.start_assistant(loaded.init)
         except AssistantFlowError as error:
