@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +25,7 @@ FED = HERE / "fed_deflection.dialog.yaml"
 
 
 @pytest.fixture(scope="module")
-def stubs():
+def stubs() -> Iterator[StubPool]:
     pool = StubPool()
     yield pool
     pool.close()
@@ -41,7 +43,8 @@ def script(tmp_path: Path, text: str, name: str = "bad.dialog.yaml") -> Path:
 def test_a_script_reads_into_numbered_steps_with_lines() -> None:
     loaded = load_script(PLAYED)
     assert loaded.name == "a customer who cannot log in reaches a person"
-    assert loaded.played and loaded.assistant == "asst_support"
+    assert loaded.played
+    assert loaded.assistant == "asst_support"
     assert [(s.number, s.line, s.action) for s in loaded.steps] == [
         (1, 5, "choose"),
         (2, 13, "visit"),
@@ -253,7 +256,7 @@ def test_attachments_are_sent_from_a_file_next_to_the_script(tmp_path: Path) -> 
     result = run_dialog(path)
     assert result.failure is None, result.failure
     missing = script(tmp_path, "steps:\n  - attach: nothing.pdf\n", "missing.dialog.yaml")
-    with pytest.raises(DialogScriptError, match="no file 'nothing.pdf'"):
+    with pytest.raises(DialogScriptError, match=r"no file 'nothing\.pdf'"):
         load_script(missing)
 
 
@@ -270,7 +273,7 @@ def test_the_org_target_needs_its_environment() -> None:
 
 
 def test_the_org_target_posts_each_message_to_the_org() -> None:
-    received: list[tuple[str, dict]] = []
+    received: list[tuple[str, dict[str, Any]]] = []
 
     def org(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
