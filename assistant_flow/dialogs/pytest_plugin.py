@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .._exceptions import InvalidInputError
 from .._flow import AsyncFlow, Flow
 from ..stores.memory import MemoryStore
 from ..transports.memory import MemoryTransport
@@ -201,6 +202,8 @@ class DialogItem(pytest.Item):
             return f"dialog {error.result.script.name!r} failed on {error.result.target}:\n{error}"
         if isinstance(error, DialogScriptError):
             return f"dialog script error: {error}"
+        if isinstance(error, InvalidInputError):  # say, the assistant file the stub plays
+            return f"dialog {self.path.name} could not start: {error}"
         return str(super().repr_failure(excinfo, style=style))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
