@@ -101,8 +101,10 @@ def _run(options: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 result = run_dialog(path, target=options.target, stubs=stubs, org=org)
             except DialogScriptError as error:
                 counts["errored"] += 1
-                print(_status_line("ERROR", path, time.perf_counter() - began), file=out)
-                print(f"{_PROG}: {error}", file=err)
+                print(
+                    _status_line("ERROR", path, time.perf_counter() - began), file=out, flush=True
+                )
+                print(f"{_PROG}: {error}", file=err, flush=True)
                 continue
             except ImportError as error:  # the stub target without the `stub` extra
                 raise _UsageError(f"{error}") from None
@@ -110,8 +112,10 @@ def _run(options: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 if isinstance(error, InvalidInputError):  # the target's settings: stop here
                     raise
                 counts["errored"] += 1
-                print(_status_line("ERROR", path, time.perf_counter() - began), file=out)
-                print(f"{_PROG}: {path}: {type(error).__name__}: {error}", file=err)
+                print(
+                    _status_line("ERROR", path, time.perf_counter() - began), file=out, flush=True
+                )
+                print(f"{_PROG}: {path}: {type(error).__name__}: {error}", file=err, flush=True)
                 continue
             if result.passed:
                 counts["passed"] += 1

@@ -140,6 +140,20 @@ MISTAKES = [
         id="two-actions",
     ),
     pytest.param("name: nothing to do\n", 1, "steps", "no `steps`", id="no-steps"),
+    pytest.param(
+        "steps:\n  - say: hi\n    events: [onMessageReceived]\n",
+        3,
+        "steps.1",
+        "only a played script",
+        id="events-in-fed-script",
+    ),
+    pytest.param(
+        "steps:\n  - say: hi\n    exact: yes please\n",
+        3,
+        "steps.1.exact",
+        "`exact` must be true or false",
+        id="exact-not-bool",
+    ),
     pytest.param("titel: x\nsteps: [{say: hi}]\n", 1, "titel", "unknown key `titel`", id="top-key"),
 ]
 
@@ -295,3 +309,25 @@ def test_the_org_target_posts_each_message_to_the_org() -> None:
     ]
     assert {body["customerId"] for _, body in received} == {"cust_9"}
     assert result.sent[0]["initAssistantPayload"]["assistant"] == "asst_1"
+
+
+def test_exact_and_event_payloads_in_a_script(tmp_path: Path) -> None:
+    path = script(
+        tmp_path,
+        "init: {assistant: a, dialog: d, node: n}\n"
+        "steps:\n"
+        "  - event: onConversationEnded\n"
+        "    payload: {reason: closed}\n"
+        "    state: in_assistant\n"
+        "  - say: Hi\n"
+        "    lang: en\n"
+        "    exact: true\n"
+        "    expect: {conversationId: conv_1, body: Hi, lang: en, isInAssistantMode: true}\n",
+    )
+    result = run_dialog(path)
+    assert result.failure is not None
+    assert result.failure.message.splitlines() == [
+        "payload differs in 1 field:",
+        '  unexpected  initAssistantPayload: {"assistant": "a", "dialog": "d", '
+        '"initialMessages": [], "node": "n"}',
+    ]

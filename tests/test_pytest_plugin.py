@@ -197,3 +197,16 @@ def test_pytest_runs_without_the_stub_extra(tmp_path: Path) -> None:
     )
     assert "1 passed, 1 error" in result.stdout, result.stdout + result.stderr
     assert "needs the `stub` extra: pip install 'assistant-flow[stub]'" in result.stdout
+
+
+def test_yml_files_are_collected_and_a_bad_assistant_file_reads_plainly(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.path.joinpath("short.dialog.yml").write_text("steps:\n  - say: Hi\n")
+    pytester.path.joinpath("bot.yaml").write_text("assistants: {asst_x: {dialog: d}}\n")
+    pytester.path.joinpath("bad_bot.dialog.yaml").write_text(
+        "assistant: asst_x\nassistants: bot.yaml\nsteps:\n  - say: Hi\n"
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["dialog bad_bot.dialog.yaml could not start: *bot.yaml*"])
