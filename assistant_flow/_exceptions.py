@@ -7,6 +7,8 @@ AssistantFlowError
 │   ├── UnknownChoiceError                choose() named no offered quick reply or mll node
 │   ├── UnknownArticleError               visit_article() named no remembered article
 │   ├── UnknownEventError                 dispatch() got an event name Kustomer does not send
+│   ├── DialogScriptError                 a dialog script cannot run as written; names the file,
+│   │                                     the line and the key (assistant_flow.dialogs)
 │   └── AttachmentError                   a file breaks Kustomer's type or size limits; it
 │                                         names the file and the limit (no request was made)
 ├── ConfigurationError (also TypeError)   a flow was wired with the wrong kind of object,

@@ -26,9 +26,6 @@ from assistant_flow import (
     State,
 )
 
-# The Kustomer stub's fixtures (`kustomer_stub`): one server for the session, reset per test.
-pytest_plugins = ["assistant_flow.testing.fixtures"]
-
 # --- one harness over Flow and AsyncFlow ------------------------------------------------------
 
 

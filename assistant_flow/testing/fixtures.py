@@ -1,31 +1,12 @@
-"""Pytest fixtures for the Kustomer stub.
+"""The stub's pytest fixtures, kept for ``pytest_plugins = ["assistant_flow.testing.fixtures"]``.
 
-Enable them in ``conftest.py`` with ``pytest_plugins = ["assistant_flow.testing.fixtures"]``.
-``kustomer_stub`` is one server for the whole session (stopping uvicorn alone takes about
-0.16 s), reset before each test: no sessions, events, requests, idempotency
-keys or faults carry over from one test to the next.
+They now live in the assistant_flow pytest plugin (``assistant_flow.dialogs.pytest_plugin``),
+which installing the package loads by itself; this module re-exports the same fixtures, so a
+``conftest.py`` that still names it keeps working and gets the very same stub.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-from ._server import KustomerStub
+from ..dialogs.pytest_plugin import kustomer_stub, kustomer_stub_server
 
 __all__ = ["kustomer_stub", "kustomer_stub_server"]
-
-
-@pytest.fixture(scope="session")
-def kustomer_stub_server() -> Iterator[KustomerStub]:
-    """The session's stub server, on a free loopback port; stopped after the last test."""
-    with KustomerStub() as stub:
-        yield stub
-
-
-@pytest.fixture
-def kustomer_stub(kustomer_stub_server: KustomerStub) -> KustomerStub:
-    """A started stub with nothing in it: sessions, requests and faults cleared for this test."""
-    kustomer_stub_server.reset()
-    return kustomer_stub_server

@@ -32,9 +32,9 @@ API_KEY_VARIABLE = "ASSISTANT_FLOW_STUB_API_KEY"
 """The environment variable that gives the stub its API key when ``--api-key`` is absent."""
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m assistant_flow.testing.stub",
+        prog=prog or "python -m assistant_flow.testing.stub",
         description="A local stand-in for a Kustomer org, for development and tests.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address (127.0.0.1)")
@@ -59,9 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Start the stub, print its URL, serve until SIGINT or SIGTERM; the exit status."""
-    parser = _parser()
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """Start the stub, print its URL, serve until SIGINT or SIGTERM; the exit status.
+
+    ``prog`` is the name ``--help`` and usage errors show (``assistant-flow stub`` wraps it).
+    """
+    parser = _parser(prog)
     options = parser.parse_args(argv)
     try:
         faults: list[Fault] = [parse_fault(spec) for spec in options.fault]

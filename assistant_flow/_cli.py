@@ -1,0 +1,261 @@
+"""The ``assistant-flow`` command line (also ``python -m assistant_flow``).
+
+``run`` plays dialog scripts, ``diagram`` redraws the lifecycle diagrams, ``stub`` serves the
+local Kustomer stub and ``schema`` prints the JSON Schema of the wire models. Exit status: 0
+when everything passed, 1 when a dialog failed, 2 for a usage or script mistake (reported on
+stderr in one line, without a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+from pydantic.json_schema import models_json_schema
+
+from ._exceptions import AssistantFlowError, InvalidInputError
+from ._messages import (
+    InitAssistantPayload,
+    InitAssistantResponse,
+    ReceivedMessage,
+    SendMessageOptions,
+    SentMessage,
+)
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "console", "main", "wire_schema"]
+
+EXIT_OK = 0
+"""Every dialog passed (or the command did its job)."""
+EXIT_FAILED = 1
+"""At least one dialog failed a step."""
+EXIT_USAGE = 2
+"""A usage mistake, a script mistake or a missing tool: nothing was judged."""
+
+_PROG = "assistant-flow"
+
+# Models that go out are described as they serialise; models that come in as they validate.
+_SCHEMA_MODELS: list[tuple[type[Any], str]] = [
+    (SendMessageOptions, "serialization"),
+    (InitAssistantPayload, "serialization"),
+    (InitAssistantResponse, "validation"),
+    (SentMessage, "validation"),
+    (ReceivedMessage, "validation"),
+]
+
+
+class _UsageError(Exception):
+    """A mistake the user can fix; reported in one line on stderr, exit status 2."""
+
+
+def wire_schema() -> dict[str, Any]:
+    """One JSON Schema document (draft 2020-12) with every wire model under ``$defs``."""
+    _, schema = models_json_schema(
+        [(model, mode) for model, mode in _SCHEMA_MODELS],  # type: ignore[misc]
+        by_alias=True,
+        title="assistant_flow wire models",
+        description="Kustomer Core SDK shapes, camelCase as on the wire (sendMessage options, "
+        "initAssistant answers, sent and received messages).",
+    )
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+# --- run -------------------------------------------------------------------------------------
+
+
+def _status_line(status: str, path: Path, seconds: float, detail: str = "") -> str:
+    line = f"{status:<6} {path}  ({seconds:.2f} s)"
+    return f"{line}\n{detail}" if detail else line
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"       {line}" for line in text.splitlines())
+
+
+def _run(options: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .dialogs import DialogScriptError, OrgSettings, StubPool, iter_scripts, run_dialog  # noqa: PLC0415
+
+    paths = list(iter_scripts(options.dialogs))
+    if not paths:
+        raise _UsageError("no dialog scripts found (files named *.dialog.yaml)")
+    org = None
+    if options.target == "org":
+        try:
+            org = OrgSettings.from_env()
+        except DialogScriptError as error:
+            raise _UsageError(error.reason) from None
+    counts = {"passed": 0, "failed": 0, "errored": 0}
+    started = time.perf_counter()
+    stubs = StubPool()
+    try:
+        for path in paths:
+            began = time.perf_counter()
+            try:
+                result = run_dialog(path, target=options.target, stubs=stubs, org=org)
+            except DialogScriptError as error:
+                counts["errored"] += 1
+                print(
+                    _status_line("ERROR", path, time.perf_counter() - began), file=out, flush=True
+                )
+                print(f"{_PROG}: {error}", file=err, flush=True)
+                continue
+            except ImportError as error:  # the stub target without the `stub` extra
+                raise _UsageError(f"{error}") from None
+            except AssistantFlowError as error:
+                if isinstance(error, InvalidInputError):  # the target's settings: stop here
+                    raise
+                counts["errored"] += 1
+                print(
+                    _status_line("ERROR", path, time.perf_counter() - began), file=out, flush=True
+                )
+                print(f"{_PROG}: {path}: {type(error).__name__}: {error}", file=err, flush=True)
+                continue
+            if result.passed:
+                counts["passed"] += 1
+                print(_status_line("PASS", path, result.duration), file=out)
+            else:
+                assert result.failure is not None  # not passed means a failure
+                counts["failed"] += 1
+                detail = _indent(result.failure.report(path))
+                print(_status_line("FAIL", path, result.duration, detail), file=out)
+            out.flush()
+    finally:
+        stubs.close()
+    total = time.perf_counter() - started
+    print(file=out)
+    print(f"{'dialogs':<10}{'passed':>8}{'failed':>8}{'errored':>9}{'time':>10}", file=out)
+    print(
+        f"{len(paths):<10}{counts['passed']:>8}{counts['failed']:>8}{counts['errored']:>9}"
+        f"{total:>9.2f}s",
+        file=out,
+    )
+    if counts["errored"]:
+        return EXIT_USAGE
+    return EXIT_FAILED if counts["failed"] else EXIT_OK
+
+
+# --- the other commands ----------------------------------------------------------------------
+
+
+def _diagram(options: argparse.Namespace, out: TextIO) -> int:
+    from ._machine import write_diagrams  # noqa: PLC0415
+
+    try:
+        written = write_diagrams(options.out)
+    except FileNotFoundError as error:
+        raise _UsageError(str(error)) from None
+    except OSError as error:
+        raise _UsageError(f"cannot write to {options.out}: {error.strerror}") from None
+    for path in written:
+        print(path, file=out)
+    return EXIT_OK
+
+
+def _schema(options: argparse.Namespace, out: TextIO) -> int:
+    text = json.dumps(wire_schema(), indent=2, sort_keys=True) + "\n"
+    if options.out is None:
+        out.write(text)
+        return EXIT_OK
+    try:
+        Path(options.out).write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise _UsageError(f"cannot write {options.out}: {error.strerror}") from None
+    print(options.out, file=out)
+    return EXIT_OK
+
+
+def _stub(arguments: list[str]) -> int:
+    try:
+        from .testing import stub  # noqa: PLC0415 - the `stub` extra
+    except ImportError as error:
+        raise _UsageError(str(error)) from None
+    return stub.main(arguments, prog=f"{_PROG} stub")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description="Kustomer conversational assistants: play dialog scripts, draw the "
+        "lifecycle, serve a local Kustomer stub, export the wire schema.",
+        epilog="Exit status: 0 all passed, 1 a dialog failed, 2 a usage or script mistake.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    run = commands.add_parser(
+        "run",
+        help="play dialog scripts (*.dialog.yaml) and report each",
+        description="Play each dialog script, one line per script, then a summary table. "
+        "Directories are searched for *.dialog.yaml and *.dialog.yml files.",
+        epilog="The org target reads KUSTOMER_BASE_URL, KUSTOMER_API_KEY and, if set, "
+        "KUSTOMER_CUSTOMER_ID from the environment. Exit status: 0 all passed, 1 a dialog "
+        "failed, 2 a script mistake or bad usage.",
+    )
+    run.add_argument("dialogs", nargs="+", metavar="DIALOG", help="script files or directories")
+    run.add_argument(
+        "--target",
+        choices=["auto", "memory", "stub", "org"],
+        default="auto",
+        help="where messages go: MemoryTransport, a local stub, or a real org; auto (the "
+        "default) uses the stub for scripts whose `assistant` the stub plays, else memory",
+    )
+    diagram = commands.add_parser(
+        "diagram",
+        help="redraw the lifecycle diagrams (Mermaid, DOT, SVG)",
+        description="Write lifecycle.mmd, lifecycle.dot and lifecycle.svg from the machine. "
+        "The SVG needs Graphviz's `dot` on the PATH.",
+    )
+    diagram.add_argument("--out", default="diagrams", help="directory to write to (diagrams)")
+    commands.add_parser(
+        "stub",
+        help="serve the local Kustomer stub (options: assistant-flow stub --help)",
+        description="Serve the local Kustomer stub; see `assistant-flow stub --help`.",
+        add_help=False,
+    )
+    schema = commands.add_parser(
+        "schema",
+        help="print the JSON Schema of the wire models",
+        description="The JSON Schema (draft 2020-12) of the wire models, camelCase as on the "
+        "wire: SendMessageOptions, InitAssistantPayload, InitAssistantResponse, SentMessage, "
+        "ReceivedMessage.",
+    )
+    schema.add_argument("--out", help="write to this file instead of stdout")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Run the command line; the exit status (0 passed, 1 a dialog failed, 2 a mistake)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    stdout = out or sys.stdout
+    stderr = err or sys.stderr
+    try:
+        if arguments[:1] == ["stub"]:  # its options are the stub's own parser's
+            return _stub(arguments[1:])
+        parser = _parser()
+        try:
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                options = parser.parse_args(arguments)
+        except SystemExit as exit_:  # argparse exits 2 on a usage mistake, 0 for --help
+            return int(exit_.code or 0)
+        if options.command == "run":
+            return _run(options, stdout, stderr)
+        if options.command == "diagram":
+            return _diagram(options, stdout)
+        return _schema(options, stdout)
+    except (_UsageError, InvalidInputError) as error:
+        print(f"{_PROG}: error: {error}", file=stderr)
+        return EXIT_USAGE
+
+
+def console() -> None:
+    """The ``assistant-flow`` console script: quiet logging, then :func:`main`."""
+    # The flow's info events would bury the report; warnings and errors still show.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    sys.exit(main())

@@ -1,0 +1,402 @@
+"""Reading a dialog script (``*.dialog.yaml``) into steps, with each mistake's file and line.
+
+The format is documented in ``docs/dialog-scripts.md``. PyYAML is imported when a script is
+loaded, not before, so that importing this package needs only the core dependencies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import assistant_flow
+
+from .._events import KUSTOMER_EVENTS
+from .._exceptions import AssistantFlowError
+from .._machine import State
+from ._compare import ABSENT
+from ._errors import DialogScriptError
+from ._fields import unknown_wire_field
+
+if TYPE_CHECKING:
+    import yaml
+
+__all__ = [
+    "ACTIONS",
+    "EVENT_ALIASES",
+    "DialogScript",
+    "Step",
+    "is_dialog_script",
+    "load_script",
+]
+
+SENDING_ACTIONS = ("say", "choose", "attach")
+"""Actions that send a customer message, the only ones that may carry ``expect``."""
+
+ACTIONS = (*SENDING_ACTIONS, "visit", "event", "assistant")
+"""Every action a step can take; a step names exactly one (``say`` may go with ``attach``)."""
+
+EVENT_ALIASES = {
+    "assistant ended": "onAssistantEnded",
+    "conversation ended": "onConversationEnded",
+}
+"""Plain-words names for the events a script most often sends."""
+
+_STEP_OPTIONS = {"expect", "absent", "exact", "state", "events", "error", "lang", "payload"}
+_TOP_KEYS = {"name", "assistant", "assistants", "init", "conversation", "customer", "steps"}
+_SUFFIXES = (".dialog.yaml", ".dialog.yml")
+
+
+def is_dialog_script(path: Path) -> bool:
+    """Whether the file name follows the dialog-script convention (``*.dialog.yaml``)."""
+    return path.name.endswith(_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a script: an action, what it needs, and what must follow."""
+
+    number: int
+    line: int
+    action: str
+    argument: Any
+    say: str | None = None
+    lang: str | None = None
+    payload: dict[str, Any] | None = None
+    expect: dict[str, Any] | None = None
+    exact: bool = False
+    state: State | None = None
+    events: tuple[str, ...] | None = None
+    error: str | None = None
+
+    def describe(self) -> str:
+        """The step as a report names it: ``choose: "Billing"``."""
+        if self.action == "attach":
+            return f"attach: {self.argument.get('name')!r}"
+        if isinstance(self.argument, str):
+            return f"{self.action}: {self.argument!r}"
+        return self.action
+
+
+@dataclass(frozen=True)
+class DialogScript:
+    """A parsed script. ``assistant`` set: the stub plays it; else messages are fed."""
+
+    path: Path
+    name: str
+    steps: tuple[Step, ...]
+    assistant: str | None = None
+    assistants: Path | None = None
+    init: dict[str, Any] | None = None
+    conversation: str = "conv_1"
+    customer: str = "cust_dialog"
+    lines: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def played(self) -> bool:
+        """Whether the assistant's messages come from the stub playing ``assistant``."""
+        return self.assistant is not None
+
+
+# --- a YAML tree that remembers lines -------------------------------------------------------
+
+
+class _Reader:
+    """Values from a composed YAML node tree, each mistake reported at its node's line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, node: yaml.Node | None, message: str, where: str | None = None) -> NoReturn:
+        line = node.start_mark.line + 1 if node is not None else None
+        raise DialogScriptError(message, path=self.path, line=line, field=where)
+
+    def value(self, node: yaml.Node) -> Any:  # noqa: ANN401 - any YAML value
+        import yaml  # noqa: PLC0415 - the `stub` extra is only needed once a script is read
+
+        loader = yaml.SafeLoader("")
+        try:
+            return loader.construct_object(node, deep=True)
+        except yaml.YAMLError as error:
+            self.fail(node, f"cannot read this value: {error}")
+        finally:
+            loader.dispose()
+
+    def mapping(self, node: yaml.Node, where: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
+        import yaml  # noqa: PLC0415
+
+        if not isinstance(node, yaml.MappingNode):
+            self.fail(node, f"`{where}` must be a mapping (key: value lines)", where)
+        entries = []
+        for key_node, value_node in node.value:
+            key = self.value(key_node)
+            if not isinstance(key, str):
+                self.fail(key_node, f"keys of `{where}` must be text", where)
+            entries.append((key, key_node, value_node))
+        return entries
+
+    def text(self, node: yaml.Node, where: str) -> str:
+        value = self.value(node)
+        if not isinstance(value, str) or not value:
+            self.fail(node, f"`{where}` must be non-empty text, not {type(value).__name__}", where)
+        return str(value)
+
+
+def _type_name(value: object) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+def _flatten(expected: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The dotted leaf paths a (possibly nested) expectation names."""
+    paths = []
+    for key, value in expected.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and value:
+            paths += _flatten(value, path)
+        else:
+            paths.append(path)
+    return paths
+
+
+def _event_name(reader: _Reader, node: yaml.Node, where: str) -> str:
+    name = reader.text(node, where)
+    name = EVENT_ALIASES.get(name, name)
+    if name not in KUSTOMER_EVENTS:
+        known = ", ".join([*EVENT_ALIASES, *sorted(KUSTOMER_EVENTS)])
+        reader.fail(node, f"unknown event {name!r}; use one of: {known}", where)
+    return name
+
+
+def _attachment(reader: _Reader, node: yaml.Node, where: str) -> dict[str, Any]:
+    value = reader.value(node)
+    if isinstance(value, str):
+        value = {"path": value}
+    if not isinstance(value, dict):
+        reader.fail(node, f"`{where}` must be a file path or {{name, content}}", where)
+    unknown = set(value) - {"path", "name", "content", "content_type"}
+    if unknown:
+        reader.fail(node, f"`{where}` has unknown keys: {', '.join(sorted(unknown))}", where)
+    if "path" in value:
+        file = reader.path.parent / str(value["path"])
+        if not file.is_file():
+            reader.fail(node, f"`{where}`: no file {value['path']!r} next to the script", where)
+        value = {**value, "path": str(file)}
+    elif not isinstance(value.get("name"), str) or not isinstance(value.get("content"), str):
+        reader.fail(node, f"`{where}` needs `path`, or `name` and `content` (text)", where)
+    return dict(value)
+
+
+def _expectation(
+    reader: _Reader, node: yaml.Node | None, where: str, absent: list[tuple[str, yaml.Node]]
+) -> dict[str, Any]:
+    expected: dict[str, Any] = {}
+    if node is not None:
+        for key, key_node, value_node in reader.mapping(node, where):
+            value = reader.value(value_node)
+            paths = _flatten({key: value})
+            for path in paths:
+                problem = unknown_wire_field(path)
+                if problem:
+                    reader.fail(key_node, problem, f"{where}.{key}")
+            expected[key] = value
+    for name, name_node in absent:
+        problem = unknown_wire_field(name)
+        if problem:
+            reader.fail(name_node, problem, f"{where}.absent")
+        expected[name] = ABSENT
+    return expected
+
+
+# One branch per step key keeps each check next to its message.
+def _step(  # noqa: PLR0912, PLR0915
+    reader: _Reader, node: yaml.Node, number: int, played: bool
+) -> Step:
+    import yaml  # noqa: PLC0415
+
+    where = f"steps.{number}"
+    entries = reader.mapping(node, where)
+    keys = {key: (key_node, value_node) for key, key_node, value_node in entries}
+    actions = [key for key in keys if key in ACTIONS]
+    if "attach" in actions and "say" in actions:
+        actions.remove("say")
+    for key, key_node, _ in entries:
+        if key not in ACTIONS and key not in _STEP_OPTIONS:
+            reader.fail(
+                key_node,
+                f"unknown step key `{key}`; a step is one of {', '.join(ACTIONS)}, "
+                f"with any of {', '.join(sorted(_STEP_OPTIONS))}",
+                f"{where}.{key}",
+            )
+    if len(actions) != 1:
+        found = ", ".join(actions) or "none"
+        reader.fail(node, f"a step takes exactly one action ({', '.join(ACTIONS)}); found {found}")
+    action = actions[0]
+    action_node = keys[action][1]
+    line = node.start_mark.line + 1
+    options: dict[str, Any] = {}
+    if action in ("say", "choose", "visit"):
+        argument: Any = reader.text(action_node, f"{where}.{action}")
+    elif action == "attach":
+        argument = _attachment(reader, action_node, f"{where}.attach")
+        if "say" in keys:
+            options["say"] = reader.text(keys["say"][1], f"{where}.say")
+    elif action == "event":
+        argument = _event_name(reader, action_node, f"{where}.event")
+    else:  # assistant
+        if played:
+            reader.fail(
+                keys[action][0],
+                "`assistant` feeds a message, but this script's assistant is played by the stub "
+                "(top-level `assistant`); drop one of them",
+                f"{where}.assistant",
+            )
+        value = reader.value(action_node)
+        if isinstance(value, str):
+            value = {"body": value}
+        if not isinstance(value, dict):
+            reader.fail(action_node, "`assistant` must be text or a message mapping", where)
+        argument = {"direction": "out", **value}
+    if "lang" in keys:
+        options["lang"] = reader.text(keys["lang"][1], f"{where}.lang")
+    if "payload" in keys:
+        if action != "event":
+            reader.fail(keys["payload"][0], "`payload` goes with `event` only", where)
+        payload = reader.value(keys["payload"][1])
+        if not isinstance(payload, dict):
+            reader.fail(keys["payload"][1], "`payload` must be a mapping", f"{where}.payload")
+        options["payload"] = payload
+    absent: list[tuple[str, yaml.Node]] = []
+    if "absent" in keys:
+        absent_node = keys["absent"][1]
+        names = reader.value(absent_node)
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            reader.fail(absent_node, "`absent` must be a field name or a list of them", where)
+        absent = [(name, absent_node) for name in names]
+    if "expect" in keys or absent:
+        if action not in SENDING_ACTIONS:
+            first = keys.get("expect", keys.get("absent"))
+            reader.fail(
+                first[0] if first else node,
+                f"`{action}` sends no message, so it has no payload to expect; "
+                "put `expect` on a say, choose or attach step",
+                where,
+            )
+        expect_node = keys["expect"][1] if "expect" in keys else None
+        options["expect"] = _expectation(reader, expect_node, f"{where}.expect", absent)
+    if "exact" in keys:
+        exact = reader.value(keys["exact"][1])
+        if not isinstance(exact, bool):
+            reader.fail(keys["exact"][1], "`exact` must be true or false", f"{where}.exact")
+        options["exact"] = exact
+    if "state" in keys:
+        state = reader.value(keys["state"][1])
+        if state not in {member.value for member in State}:
+            known = ", ".join(member.value for member in State)
+            reader.fail(keys["state"][1], f"`state` must be one of {known}, not {state!r}", where)
+        options["state"] = State(state)
+    if "events" in keys:
+        if not played:
+            reader.fail(
+                keys["events"][0],
+                "`events` checks what the stub emitted; only a played script (top-level "
+                "`assistant`) has them",
+                where,
+            )
+        events_node = keys["events"][1]
+        if not isinstance(events_node, yaml.SequenceNode):
+            reader.fail(events_node, "`events` must be a list of event names", where)
+        options["events"] = tuple(
+            _event_name(reader, item, f"{where}.events") for item in events_node.value
+        )
+    if "error" in keys:
+        error_name = reader.text(keys["error"][1], f"{where}.error")
+        error_class = getattr(assistant_flow, error_name, None)
+        if not (isinstance(error_class, type) and issubclass(error_class, AssistantFlowError)):
+            reader.fail(
+                keys["error"][1],
+                f"`error` must name an assistant_flow error class, e.g. UnknownChoiceError; "
+                f"{error_name!r} is not one",
+                where,
+            )
+        options["error"] = error_name
+    return Step(number=number, line=line, action=action, argument=argument, **options)
+
+
+def load_script(path: str | Path) -> DialogScript:  # noqa: PLR0912, PLR0915 - as _step
+    """Read and check a dialog script; a mistake raises :class:`DialogScriptError`."""
+    try:
+        import yaml  # noqa: PLC0415
+    except ImportError as missing:
+        raise DialogScriptError(
+            "reading dialog scripts needs PyYAML: pip install 'assistant-flow[stub]'",
+            path=path,
+        ) from missing
+    file = Path(path)
+    reader = _Reader(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DialogScriptError(f"cannot read the file: {error}", path=file) from error
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = error.problem or str(error)
+        raise DialogScriptError(f"invalid YAML: {problem}", path=file, line=line) from error
+    except yaml.YAMLError as error:
+        raise DialogScriptError(f"invalid YAML: {error}", path=file) from error
+    if root is None:
+        raise DialogScriptError("the script is empty; it needs `steps`", path=file, line=1)
+    top = {key: (key_node, value_node) for key, key_node, value_node in reader.mapping(root, "")}
+    for key, (key_node, _) in top.items():
+        if key not in _TOP_KEYS:
+            reader.fail(
+                key_node,
+                f"unknown key `{key}`; a script has {', '.join(sorted(_TOP_KEYS))}",
+                key,
+            )
+    values: dict[str, Any] = {}
+    for key in ("name", "assistant", "assistants", "conversation", "customer"):
+        if key in top:
+            values[key] = reader.text(top[key][1], key)
+    if "assistants" in values:
+        if "assistant" not in values:
+            reader.fail(top["assistants"][0], "`assistants` needs `assistant`: which one to play")
+        assistants = file.parent / values["assistants"]
+        if not assistants.is_file():
+            reader.fail(
+                top["assistants"][1], f"no file {values['assistants']!r} next to the script"
+            )
+        values["assistants"] = assistants
+    if "init" in top:
+        if "assistant" in values:
+            reader.fail(
+                top["init"][0],
+                "`init` feeds initAssistant's answer, but the stub plays `assistant` and gives "
+                "its own; drop one of them",
+                "init",
+            )
+        init = reader.value(top["init"][1])
+        if not isinstance(init, dict):
+            reader.fail(top["init"][1], f"`init` must be a mapping, not {_type_name(init)}", "init")
+        values["init"] = init
+    if "steps" not in top:
+        raise DialogScriptError("the script has no `steps`", path=file, line=1, field="steps")
+    steps_node = top["steps"][1]
+    if not isinstance(steps_node, yaml.SequenceNode) or not steps_node.value:
+        reader.fail(steps_node, "`steps` must be a non-empty list", "steps")
+    played = "assistant" in values
+    steps = tuple(
+        _step(reader, node, number, played) for number, node in enumerate(steps_node.value, 1)
+    )
+    default_name = file.name
+    for suffix in _SUFFIXES:
+        default_name = default_name.removesuffix(suffix)
+    name = values.pop("name", default_name)
+    lines = {key: key_node.start_mark.line + 1 for key, (key_node, _) in top.items()}
+    return DialogScript(path=file, name=name, steps=steps, lines=lines, **values)
