@@ -24,6 +24,7 @@ from assistant_flow import (
     ConflictError,
     CorruptRecordError,
     Flow,
+    LockLostError,
     MemoryTransport,
     RedisStore,
     SendMessageOptions,
@@ -117,10 +118,14 @@ async def test_redis_restarted_during_a_send_refuses_the_save_whole(
     await driver.call("start_assistant", init_response())
     with pytest.raises(StoreError) as caught:
         # Redis lost the lock and every record while the message went out: the save finds
-        # no record at the version it expected and refuses, rather than write over the gap.
+        # the lock gone and refuses, rather than write over the gap.
         await driver.call("send_message", "Hi")
-    assert isinstance(caught.value, ConflictError | StoreUnavailableError)
+    assert isinstance(caught.value, LockLostError | ConflictError | StoreUnavailableError)
     assert len(transport.sent) == 1
+    # The caller learns the message was delivered although its state was not saved.
+    assert caught.value.sent is not None
+    assert caught.value.sent.message_id == "msg_1"
+    assert "msg_1" in chain_text(caught.value)  # the note says so in the traceback too
     client = own_redis_server.client()
     assert client.keys("*") == []  # nothing half-written
     client.close()

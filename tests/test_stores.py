@@ -184,6 +184,13 @@ async def view(backend: Backend) -> AsyncIterator[StoreView]:
     await opened.close()
 
 
+def stop_renewing(opened: StoreView) -> None:
+    """Stop a durable store renewing its leases, as if its process stalled or died."""
+    store = opened.store
+    renewer = store._sync._renewer if isinstance(store, AsyncSQLiteStore) else store._renewer
+    renewer._held.leases.clear()
+
+
 def record(version: int, state: str = "init") -> ConversationRecord:
     return ConversationRecord("conv_1", machine_state=state, version=version)
 
@@ -262,6 +269,7 @@ async def test_a_lock_abandoned_by_its_holder_lapses_after_the_lock_timeout(
     crashed = durable.open(lock_timeout=0.6)
     abandoned = crashed.lock("conv_1")
     await abandoned.__aenter__()  # and never __aexit__: the holder "died"
+    await crashed.close()  # and with it the renewal of its lease
     impatient = durable.open(lock_timeout=0.05)
     patient = durable.open(lock_timeout=5)
     try:
@@ -282,6 +290,7 @@ async def test_only_the_owner_releases_a_lock(durable: Backend) -> None:
     probe = durable.open(lock_timeout=0.05)
     try:
         async with slow.lock("conv_1"):
+            stop_renewing(slow)  # as if slow's whole process stalled
             await asyncio.sleep(0.3)  # slow's lease lapses meanwhile
             async with other.lock("conv_1"):
                 pass  # (nested: `other` got in after the lapse)
@@ -301,7 +310,7 @@ async def test_only_the_owner_releases_a_lock(durable: Backend) -> None:
 
 
 async def test_an_idle_conversation_expires_after_the_ttl(backend: Backend) -> None:
-    opened = backend.open(ttl=0.4)
+    opened = backend.open(ttl=0.4, lock_timeout=0.4)
     try:
         await opened.save(record(1), 0)
         assert await opened.load("conv_1") == record(1)
