@@ -96,7 +96,7 @@ _T = TypeVar("_T")
 class SQLiteStore(Store):
     """Keeps conversations in a SQLite file: they survive restarts, and processes share them.
 
-    ``path`` is the database file (created if missing). ``lock_timeout`` bounds both how long
+    ``path`` is the database file (created if missing), or a ``file:`` URI. ``lock_timeout`` bounds both how long
     a step waits for a conversation's lock and how long a lock lasts: a holder that has not
     released it by then loses it. A live holder keeps its lease while its step runs (a
     background thread renews it); one that crashed stops renewing. ``ttl`` (seconds,
@@ -134,6 +134,7 @@ class SQLiteStore(Store):
         with self._failures("open"):
             self._connection = sqlite3.connect(
                 self.path,
+                uri=self.path.startswith("file:"),  # e.g. file:conversations.db?mode=ro
                 timeout=busy_timeout,
                 isolation_level=None,  # autocommit: each statement is its own transaction
                 check_same_thread=False,
