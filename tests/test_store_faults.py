@@ -71,7 +71,7 @@ def redis_store(mode: str, server: RedisServer, **options: Any) -> Any:
     return cls.from_url(server.url, **FAST, **options)
 
 
-def sqlite_store(mode: str, path: Path, **options: Any) -> Any:
+def sqlite_store(mode: str, path: Path | str, **options: Any) -> Any:
     cls = SQLiteStore if mode == "sync" else AsyncSQLiteStore
     return cls(path, **options)
 
