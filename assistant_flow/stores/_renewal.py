@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable
 
 from .._logging import get_logger
@@ -56,6 +57,7 @@ class Renewer:
         self._renew = renew
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._idle = False  # waiting for a first lease, with no period running
 
     def hold(self, conversation_id: str, token: str) -> None:
         """Start renewing the lease ``token`` on ``conversation_id``."""
@@ -66,8 +68,8 @@ class Renewer:
                     target=self._run, name="assistant_flow-lease-renewer", daemon=True
                 )
                 self._thread.start()
-            elif len(self._held.leases) == 1:
-                self._wake.notify()
+            elif self._idle:
+                self._wake.notify()  # wake it only from its idle wait, never mid-period
 
     def drop(self, token: str) -> None:
         """Stop renewing the lease ``token`` (before releasing it)."""
@@ -88,9 +90,14 @@ class Renewer:
         while True:
             with self._wake:
                 while not held.leases and not held.closed:
+                    self._idle = True
                     self._wake.wait()
-                if not held.closed:
-                    self._wake.wait(held.period)
+                self._idle = False
+                # A full period, whatever is held or dropped meanwhile: renewing costs a
+                # write, so it never happens more often than this.
+                deadline = time.monotonic() + held.period
+                while not held.closed and (left := deadline - time.monotonic()) > 0:
+                    self._wake.wait(left)
                 if held.closed:
                     return
                 leases = held.snapshot()

@@ -96,13 +96,13 @@ _T = TypeVar("_T")
 class SQLiteStore(Store):
     """Keeps conversations in a SQLite file: they survive restarts, and processes share them.
 
-    ``path`` is the database file (created if missing), or a ``file:`` URI. ``lock_timeout`` bounds both how long
-    a step waits for a conversation's lock and how long a lock lasts: a holder that has not
-    released it by then loses it. A live holder keeps its lease while its step runs (a
-    background thread renews it); one that crashed stops renewing. ``ttl`` (seconds,
-    optional, at least ``lock_timeout``) forgets a conversation that long after its last save
-    or the last release of its lock. ``busy_timeout`` is how long one statement
-    waits for another process's write before :class:`StoreUnavailableError`.
+    ``path`` is the database file (created if missing), or a ``file:`` URI. ``lock_timeout``
+    bounds how long a step waits for a conversation's lock, and how long a lock outlives a
+    holder that stopped renewing it (it crashed): a live holder keeps its lease while its step
+    runs, as a background thread renews it. ``ttl`` (seconds, optional, at least
+    ``lock_timeout``) forgets a conversation that long after its last save or the last release
+    of its lock. ``busy_timeout`` is how long one statement waits for another process's write
+    before :class:`StoreUnavailableError`.
 
     One store may be shared by the threads of a process; open one per process.
     """
