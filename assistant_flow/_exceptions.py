@@ -320,7 +320,9 @@ class CorruptRecordError(StoreError):
 class StoreUnavailableError(StoreError):
     """The store could not be reached or written (server down, file locked or read-only).
 
-    Nothing was half-written: a failed load sends nothing, a failed save leaves the stored
-    record as it was. The message names the store, never a password; the underlying error is
-    kept as ``__cause__``.
+    Nothing is half-written: a failed load sends nothing, and a save is written whole or not
+    at all. When the store could not be reached, nothing was written; when Redis timed out or
+    dropped the connection after the command was sent, the message says the outcome is
+    unknown (the save may be stored). The message names the store, never a password; the
+    underlying error is kept as ``__cause__``.
     """
