@@ -26,6 +26,7 @@ from payloads import greeting, init_response, quick_replies
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis_server import PASSWORD, RedisServer
+from structlog.testing import capture_logs
 
 from assistant_flow import (
     AsyncFlow,
@@ -516,18 +517,18 @@ async def test_a_session_whose_save_conflicts_frees_the_lock(backend: Backend) -
 async def test_a_session_that_stages_nothing_unlocks_and_restarts_the_ttl(
     backend: Backend,
 ) -> None:
-    opened = backend.open(lock_timeout=0.5, ttl=0.6)
+    opened = backend.open(lock_timeout=0.5, ttl=0.5)
     probe = opened if backend.kind == "memory" else backend.open(lock_timeout=0.05)
     try:
         await opened.save(record(1), 0)
-        for _ in range(3):  # 1.2 s of steps that change nothing, each restarting the ttl
-            await asyncio.sleep(0.4)
+        for _ in range(3):  # 0.9 s of steps that change nothing, each restarting the ttl
+            await asyncio.sleep(0.3)
             async with session(opened, "conv_1") as held:
                 assert held.record == record(1)
         assert await opened.load("conv_1") == record(1)
         async with probe.lock("conv_1"):
             pass
-        await asyncio.sleep(0.9)  # idle now: it expires
+        await asyncio.sleep(0.75)  # idle now: it expires
         assert await opened.load("conv_1") is None
     finally:
         await opened.close()
@@ -769,3 +770,53 @@ async def test_a_redis_timeout_after_sending_says_the_outcome_is_unknown(
         thread.join()
         blocker.close()
         store.close()
+
+
+async def test_a_lease_taken_from_its_holder_is_reported_and_no_longer_renewed(
+    durable: Backend,
+) -> None:
+    opened = durable.open(lock_timeout=0.3)
+    try:
+        with capture_logs() as logs:
+            async with session(opened, "conv_1"):
+                steal_lock(durable, "conv_1")  # as after a lapse and another worker's take
+                for _ in range(100):  # the renewer runs every 0.1 s
+                    if any(log["event"] == "lock_lost" for log in logs):
+                        break
+                    await asyncio.sleep(0.02)
+        lost = [log for log in logs if log["event"] == "lock_lost"]
+        assert [log["conversation_id"] for log in lost] == ["conv_1"]
+    finally:
+        await opened.close()
+
+
+def steal_lock(backend: Backend, conversation_id: str) -> None:
+    if backend.kind == "sqlite":
+        with closing_sqlite(backend.tmp_path / "conversations.db") as db:
+            db.execute(
+                "UPDATE assistant_flow_locks SET owner = 'thief' WHERE conversation_id = ?",
+                (conversation_id,),
+            )
+        return
+    assert backend.server is not None
+    client = backend.server.client()
+    try:
+        client.set(f"{backend.prefix}{{{conversation_id}}}:lock", "thief", px=5000)
+    finally:
+        client.close()
+
+
+async def test_sqlite_stores_count_live_conversations_without_blocking_the_loop(
+    tmp_path: Path,
+) -> None:
+    sync_store = SQLiteStore(tmp_path / "c.db")
+    async_store = AsyncSQLiteStore(tmp_path / "c.db")
+    try:
+        sync_store.save(record(1), expected_version=0)
+        await async_store.asave(ConversationRecord("conv_2", version=1), expected_version=0)
+        assert len(sync_store) == sync_store.count() == 2
+        assert await async_store.acount() == 2
+        assert not hasattr(async_store, "__len__")  # a count on the loop would block it
+    finally:
+        sync_store.close()
+        await async_store.aclose()
