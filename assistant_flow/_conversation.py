@@ -27,10 +27,14 @@ from ._machine import (
 from ._messages import DeflectionArticle, InitAssistantPayload
 from ._templates import Choice
 
-__all__ = ["RECORD_FORMAT", "ConversationRecord"]
+__all__ = ["MAX_VERSION", "RECORD_FORMAT", "ConversationRecord"]
 
 RECORD_FORMAT = 1
 """The version of the JSON layout written by :meth:`ConversationRecord.to_dict`."""
+
+MAX_VERSION = 2**53 - 1
+"""The highest record version: every store (Redis's Lua included, whose numbers are doubles)
+compares versions up to here exactly. At one step a millisecond it lasts 285,000 years."""
 
 # Records loaded from JSON share these string objects instead of holding copies, which keeps
 # a million idle conversations small.
@@ -55,6 +59,11 @@ class ConversationRecord:
     articles: tuple[DeflectionArticle, ...] = ()
 
     def __post_init__(self) -> None:
+        if not 0 <= self.version <= MAX_VERSION:
+            raise CorruptRecordError(
+                f"conversation {self.conversation_id!r}: version {self.version} is outside "
+                f"0..{MAX_VERSION}"
+            )
         if self.machine_state not in _CANONICAL_STATES:
             raise CorruptRecordError(
                 f"conversation {self.conversation_id!r}: unknown state {self.machine_state!r}; "
@@ -154,6 +163,8 @@ def _string(value: object, field: str) -> str:
 
 
 def _version(value: object) -> int:
-    if type(value) is not int or value < 0:
-        raise CorruptRecordError("record field 'version' must be a non-negative integer")
+    if type(value) is not int or not 0 <= value <= MAX_VERSION:
+        raise CorruptRecordError(
+            f"record field 'version' must be an integer from 0 to {MAX_VERSION}"
+        )
     return value

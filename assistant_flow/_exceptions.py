@@ -24,8 +24,11 @@ AssistantFlowError
 │   ├── UnexpectedResponseError           a success status with a body that is not a message
 │   └── RetriesExhaustedError             every allowed attempt failed, or the time budget ran
 │                                         out; `last_error` (also `__cause__`) is the last failure
-└── StoreError                            the store failed; nothing was sent if loading failed
+└── StoreError                            the store failed; nothing was sent if loading failed.
+    │                                     Raised after a send (the save failed), `sent` is
+    │                                     the SentMessage: delivered, but the state not saved
     ├── ConflictError                     the record changed since it was loaded
+    ├── LockLostError                     the step's lock lapsed before its save; nothing saved
     ├── LockTimeoutError                  the conversation stayed locked too long
     ├── CorruptRecordError                a stored record cannot be read back
     └── StoreUnavailableError             the store cannot be reached or written: Redis down
@@ -42,7 +45,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._messages import SentMessage
 
 __all__ = [
     "AssistantFlowError",
@@ -55,6 +61,7 @@ __all__ = [
     "KustomerConnectionError",
     "KustomerErrorDetail",
     "KustomerTimeoutError",
+    "LockLostError",
     "LockTimeoutError",
     "RateLimitedError",
     "RetriesExhaustedError",
@@ -264,7 +271,14 @@ class RetriesExhaustedError(TransportError):
 
 
 class StoreError(AssistantFlowError):
-    """The store could not load, save, delete or lock a conversation."""
+    """The store could not load, save, delete or lock a conversation.
+
+    ``sent`` is ``None`` unless the message of the step was delivered before the save failed:
+    then it is that :class:`SentMessage`, and the conversation's stored state is the one
+    before the step (sending again would repeat the message).
+    """
+
+    sent: SentMessage | None = None
 
 
 class ConflictError(StoreError):
@@ -281,6 +295,22 @@ class ConflictError(StoreError):
         self.found = found
 
 
+class LockLostError(StoreError):
+    """The step's lock lapsed and was not renewed in time, so its save was refused.
+
+    Happens when the process stalled (or could not reach the store) for a whole
+    ``lock_timeout``; another worker may have taken the conversation since.
+    """
+
+    def __init__(self, conversation_id: str, lock_timeout: float) -> None:
+        super().__init__(
+            f"conversation {conversation_id!r}: the lock was lost before the save (it was not "
+            f"renewed within lock_timeout={lock_timeout} s, or the store lost it), so nothing "
+            "was saved"
+        )
+        self.conversation_id = conversation_id
+
+
 class LockTimeoutError(StoreError):
     """The conversation's lock could not be taken in time."""
 
@@ -292,7 +322,9 @@ class CorruptRecordError(StoreError):
 class StoreUnavailableError(StoreError):
     """The store could not be reached or written (server down, file locked or read-only).
 
-    Nothing was half-written: a failed load sends nothing, a failed save leaves the stored
-    record as it was. The message names the store, never a password; the underlying error is
-    kept as ``__cause__``.
+    Nothing is half-written: a failed load sends nothing, and a save is written whole or not
+    at all. When the store could not be reached, nothing was written; when Redis timed out or
+    dropped the connection after the command was sent, the message says the outcome is
+    unknown (the save may be stored). The message names the store, never a password; the
+    underlying error is kept as ``__cause__``.
     """

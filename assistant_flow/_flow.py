@@ -8,8 +8,10 @@ through the store's session (``store.session(id)``), so a networked store can lo
 in one round trip and save-and-unlock in another.
 
 The record is saved only after the transport confirms the send, so a failed send leaves the
-conversation exactly as it was. The lock is taken before loading, so concurrent messages for
-one conversation queue up instead of both acting on the same old record.
+conversation exactly as it was. If the save after a confirmed send fails, the StoreError
+raised carries the delivered message as ``error.sent``. The lock is taken before loading, so
+concurrent messages for one conversation queue up instead of both acting on the same old
+record.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from ._events import (
     start_assistant,
     visit_article,
 )
-from ._exceptions import AssistantFlowError, ConfigurationError, TransportError
+from ._exceptions import AssistantFlowError, ConfigurationError, StoreError, TransportError
 from ._logging import Logger, get_logger
 from ._machine import State
 from ._messages import Attachment, InitAssistantResponse, ReceivedMessage, SentMessage
@@ -86,21 +88,26 @@ class Flow:
             handle.end_assistant()
 
     def _apply(self, conversation_id: str, event: Event) -> SentMessage | None:
-        with self.store.session(conversation_id) as held:
-            record = held.record or ConversationRecord(conversation_id)
-            outcome = step(record, event)
-            sent = None
-            if outcome.message is not None:
-                try:
-                    sent = self.transport.send(outcome.message)
-                except Exception as exc:
-                    _log_send_failed(self._log, outcome, exc)
-                    if isinstance(exc, AssistantFlowError):
-                        raise
-                    raise _transport_error(exc) from exc
-            if outcome.changed:
-                held.save(outcome.record)  # written, then unlocked, as the block ends
-        _log_outcome(self._log, outcome, sent)
+        sent = None
+        try:
+            with self.store.session(conversation_id) as held:
+                record = held.record or ConversationRecord(conversation_id)
+                outcome = step(record, event)
+                if outcome.message is not None:
+                    try:
+                        sent = self.transport.send(outcome.message)
+                    except Exception as exc:
+                        _log_send_failed(self._log, outcome, exc)
+                        if isinstance(exc, AssistantFlowError):
+                            raise
+                        raise _transport_error(exc) from exc
+                # Logged before the save: the message went out even if the save then fails.
+                _log_outcome(self._log, outcome, sent)
+                if outcome.changed:
+                    held.save(outcome.record)  # written, then unlocked, as the block ends
+        except StoreError as exc:
+            _attach_sent(exc, sent)
+            raise
         return sent
 
 
@@ -148,21 +155,25 @@ class AsyncFlow:
             await handle.end_assistant()
 
     async def _apply(self, conversation_id: str, event: Event) -> SentMessage | None:
-        async with self.store.asession(conversation_id) as held:
-            record = held.record or ConversationRecord(conversation_id)
-            outcome = step(record, event)
-            sent = None
-            if outcome.message is not None:
-                try:
-                    sent = await self.transport.asend(outcome.message)
-                except Exception as exc:
-                    _log_send_failed(self._log, outcome, exc)
-                    if isinstance(exc, AssistantFlowError):
-                        raise
-                    raise _transport_error(exc) from exc
-            if outcome.changed:
-                held.save(outcome.record)
-        _log_outcome(self._log, outcome, sent)
+        sent = None
+        try:
+            async with self.store.asession(conversation_id) as held:
+                record = held.record or ConversationRecord(conversation_id)
+                outcome = step(record, event)
+                if outcome.message is not None:
+                    try:
+                        sent = await self.transport.asend(outcome.message)
+                    except Exception as exc:
+                        _log_send_failed(self._log, outcome, exc)
+                        if isinstance(exc, AssistantFlowError):
+                            raise
+                        raise _transport_error(exc) from exc
+                _log_outcome(self._log, outcome, sent)
+                if outcome.changed:
+                    held.save(outcome.record)
+        except StoreError as exc:
+            _attach_sent(exc, sent)
+            raise
         return sent
 
 
@@ -340,6 +351,16 @@ def _sent(sent: SentMessage | None) -> SentMessage:
     # A reply always produces a message, so a send always has a response.
     assert sent is not None, "a reply step produced no message"
     return sent
+
+
+def _attach_sent(error: StoreError, sent: SentMessage | None) -> None:
+    """Tell the caller of a failed save that the message was delivered all the same."""
+    if sent is not None:
+        error.sent = sent
+        error.add_note(
+            f"the message was sent (id {sent.message_id}) before the save failed: the "
+            "conversation's stored state is the one before this step"
+        )
 
 
 def _log_send_failed(log: Logger, outcome: Outcome, exc: Exception) -> None:

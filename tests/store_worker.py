@@ -78,6 +78,7 @@ def open_store(spec: str, prefix: str, lock_timeout: float) -> Store:
 def race(flow: Flow, out: TextIO, args: argparse.Namespace) -> None:
     """Each conversation, in this worker's own order: try the quick reply, then a plain reply."""
     go = Path(args.go)
+    write(out, kind="ready", worker=args.worker)
     deadline = time.monotonic() + 30
     while not go.exists():  # start together, so the workers really race
         if time.monotonic() > deadline:
@@ -102,9 +103,12 @@ def race(flow: Flow, out: TextIO, args: argparse.Namespace) -> None:
 
 
 def hold(store: Store, out: TextIO, conversation_id: str) -> None:
-    """Take the conversation's lock and never let go: the test SIGKILLs this process."""
+    """Take the conversation's lock and never let go: the test SIGKILLs this process.
+
+    ``at`` is when the lock was held, on the system-wide monotonic clock the test reads too.
+    """
     with store.lock(conversation_id):
-        write(out, kind="holding", conversation=conversation_id)
+        write(out, kind="holding", conversation=conversation_id, at=time.monotonic_ns())
         time.sleep(60)
 
 

@@ -16,14 +16,18 @@ from payloads import init_response
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis_server import PASSWORD, RedisServer
+from structlog.testing import capture_logs
 
 from assistant_flow import (
     AsyncFlow,
     AsyncRedisStore,
     AsyncSQLiteStore,
     ConflictError,
+    ConversationRecord,
     CorruptRecordError,
     Flow,
+    LockLostError,
+    MemoryStore,
     MemoryTransport,
     RedisStore,
     SendMessageOptions,
@@ -67,7 +71,7 @@ def redis_store(mode: str, server: RedisServer, **options: Any) -> Any:
     return cls.from_url(server.url, **FAST, **options)
 
 
-def sqlite_store(mode: str, path: Path, **options: Any) -> Any:
+def sqlite_store(mode: str, path: Path | str, **options: Any) -> Any:
     cls = SQLiteStore if mode == "sync" else AsyncSQLiteStore
     return cls(path, **options)
 
@@ -117,10 +121,14 @@ async def test_redis_restarted_during_a_send_refuses_the_save_whole(
     await driver.call("start_assistant", init_response())
     with pytest.raises(StoreError) as caught:
         # Redis lost the lock and every record while the message went out: the save finds
-        # no record at the version it expected and refuses, rather than write over the gap.
+        # the lock gone and refuses, rather than write over the gap.
         await driver.call("send_message", "Hi")
-    assert isinstance(caught.value, ConflictError | StoreUnavailableError)
+    assert isinstance(caught.value, LockLostError | ConflictError | StoreUnavailableError)
     assert len(transport.sent) == 1
+    # The caller learns the message was delivered although its state was not saved.
+    assert caught.value.sent is not None
+    assert caught.value.sent.message_id == "msg_1"
+    assert "msg_1" in chain_text(caught.value)  # the note says so in the traceback too
     client = own_redis_server.client()
     assert client.keys("*") == []  # nothing half-written
     client.close()
@@ -177,10 +185,17 @@ async def test_a_corrupt_record_sends_nothing_and_frees_the_lock(
     path = tmp_path / "conversations.db"
     transport = MemoryTransport()
     prefix = f"corrupt:{kind}:{mode}:{tmp_path.name}:"
+    # A short lease, and a probe that waits far less: a lock left behind would make the
+    # probe time out, not just slow the next send down.
     store = (
-        sqlite_store(mode, path)
+        sqlite_store(mode, path, lock_timeout=0.5)
         if kind == "sqlite"
-        else redis_store(mode, redis_server, prefix=prefix)
+        else redis_store(mode, redis_server, prefix=prefix, lock_timeout=0.5)
+    )
+    probe = (
+        SQLiteStore(path, lock_timeout=0.05)
+        if kind == "sqlite"
+        else RedisStore.from_url(redis_server.url, prefix=prefix, lock_timeout=0.05)
     )
     driver = Driver(mode, transport, store)
     await driver.call("start_assistant", init_response())
@@ -203,7 +218,10 @@ async def test_a_corrupt_record_sends_nothing_and_frees_the_lock(
     with pytest.raises(CorruptRecordError):
         await driver.call("send_message", "Hi")
     assert transport.sent == []
-    # The lock was released on the way out: deleting and starting again works at once.
+    with probe.lock("conv_1"):  # the lock was released on the way out
+        pass
+    probe.close()
+    # Deleting and starting again works.
     if mode == "sync":
         store.delete("conv_1")
     else:
@@ -227,4 +245,103 @@ async def test_a_wrong_redis_password_is_refused_without_being_shown(
     assert transport.sent == []
     assert wrong not in chain_text(caught.value)
     assert PASSWORD not in chain_text(caught.value)
+    await driver.close()
+
+
+async def test_a_sqlite_file_opened_read_only_raises_store_unavailable(
+    mode: str, tmp_path: Path
+) -> None:
+    """A real read-only database (SQLite's ``mode=ro``; file modes do not stop root)."""
+    path = tmp_path / "conversations.db"
+    writable = SQLiteStore(path)
+    Flow(MemoryTransport(), writable).conversation("conv_1").start_assistant(init_response())
+    writable.close()
+    transport = MemoryTransport()
+    driver = Driver(mode, transport, sqlite_store(mode, f"file:{path}?mode=ro"))
+    with pytest.raises(StoreUnavailableError, match="read-only"):
+        await driver.call("send_message", "Hi")
+    assert transport.sent == []
+    await driver.close()
+    reopened = SQLiteStore(path)
+    record = reopened.load("conv_1")
+    assert record is not None
+    assert record.awaiting_first_reply
+    reopened.close()
+
+
+class FailingSaveStore(MemoryStore):
+    """A store whose saves fail, as a store that lost its connection after the send would."""
+
+    def __init__(self, error: StoreError) -> None:
+        super().__init__()
+        self.error = error
+        self.failing = False
+
+    def save(self, record: ConversationRecord, *, expected_version: int) -> None:
+        if self.failing:
+            raise self.error
+        super().save(record, expected_version=expected_version)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ConflictError("conv_1", 1, 2), StoreUnavailableError("the store went away")],
+    ids=["conflict", "unavailable"],
+)
+async def test_a_save_failing_after_the_send_says_the_message_was_delivered(
+    mode: str, error: StoreError
+) -> None:
+    store = FailingSaveStore(error)
+    transport = MemoryTransport()
+    driver = Driver(mode, transport, store)
+    await driver.call("start_assistant", init_response())
+    store.failing = True
+    with capture_logs() as logs, pytest.raises(type(error)) as caught:
+        await driver.call("send_message", "Hi")
+    assert caught.value.sent is not None
+    assert caught.value.sent.message_id == "msg_1"
+    assert [m["body"] for m in transport.sent] == ["Hi"]
+    assert [log["event"] for log in logs if log["event"] == "message_sent"] == ["message_sent"]
+    record = store.load("conv_1")
+    assert record is not None
+    assert record.awaiting_first_reply  # the stored state is the one before the step
+
+
+async def test_a_store_error_with_nothing_sent_carries_no_message(mode: str) -> None:
+    store = FailingSaveStore(StoreUnavailableError("unused"))
+    driver = Driver(mode, MemoryTransport(), store)
+    await driver.call("start_assistant", init_response())
+    store.failing = True
+    with pytest.raises(StoreUnavailableError) as caught:
+        await driver.call("start_assistant", init_response())  # fails at its save, sends nothing
+    assert caught.value.sent is None
+
+
+async def test_a_failed_unlock_after_a_step_is_logged_not_raised(
+    mode: str, own_redis_server: RedisServer
+) -> None:
+    """The step happened; failing it now would invite a duplicate send. The lock lapses."""
+
+    class StoppingTransport(MemoryTransport):
+        stop = False
+
+        def send(self, message: SendMessageOptions) -> SentMessage:
+            sent = super().send(message)
+            if self.stop:
+                own_redis_server.stop()
+            return sent
+
+    transport = StoppingTransport()
+    driver = Driver(mode, transport, redis_store(mode, own_redis_server))
+    await driver.call("start_assistant", init_response())
+    await driver.call("send_message", "Hi")
+    transport.stop = True  # the next reply saves nothing: its session only unlocks
+    with capture_logs() as logs:
+        sent = await driver.call("send_message", "Again")
+    assert sent.message_id == "msg_2"
+    warnings = [log for log in logs if log["event"] == "unlock_failed"]
+    assert len(warnings) == 1
+    assert warnings[0]["log_level"] == "warning"
+    assert PASSWORD not in str(warnings[0])
+    own_redis_server.start()
     await driver.close()

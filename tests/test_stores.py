@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
@@ -21,7 +23,10 @@ from typing import Any
 import pytest
 import redis
 from payloads import greeting, init_response, quick_replies
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from redis_server import PASSWORD, RedisServer
+from structlog.testing import capture_logs
 
 from assistant_flow import (
     AsyncFlow,
@@ -31,12 +36,15 @@ from assistant_flow import (
     ConversationRecord,
     CorruptRecordError,
     Flow,
+    InvalidInputError,
+    LockLostError,
     LockTimeoutError,
     MemoryStore,
     MemoryTransport,
     RedisStore,
     SQLiteStore,
     Store,
+    StoreUnavailableError,
 )
 
 BACKENDS = ["memory", "sqlite", "redis"]
@@ -184,6 +192,13 @@ async def view(backend: Backend) -> AsyncIterator[StoreView]:
     await opened.close()
 
 
+def stop_renewing(opened: StoreView) -> None:
+    """Stop a durable store renewing its leases, as if its process stalled or died."""
+    store = opened.store
+    renewer = store._sync._renewer if isinstance(store, AsyncSQLiteStore) else store._renewer
+    renewer._held.leases.clear()
+
+
 def record(version: int, state: str = "init") -> ConversationRecord:
     return ConversationRecord("conv_1", machine_state=state, version=version)
 
@@ -262,6 +277,7 @@ async def test_a_lock_abandoned_by_its_holder_lapses_after_the_lock_timeout(
     crashed = durable.open(lock_timeout=0.6)
     abandoned = crashed.lock("conv_1")
     await abandoned.__aenter__()  # and never __aexit__: the holder "died"
+    await crashed.close()  # and with it the renewal of its lease
     impatient = durable.open(lock_timeout=0.05)
     patient = durable.open(lock_timeout=5)
     try:
@@ -282,6 +298,7 @@ async def test_only_the_owner_releases_a_lock(durable: Backend) -> None:
     probe = durable.open(lock_timeout=0.05)
     try:
         async with slow.lock("conv_1"):
+            stop_renewing(slow)  # as if slow's whole process stalled
             await asyncio.sleep(0.3)  # slow's lease lapses meanwhile
             async with other.lock("conv_1"):
                 pass  # (nested: `other` got in after the lapse)
@@ -301,7 +318,7 @@ async def test_only_the_owner_releases_a_lock(durable: Backend) -> None:
 
 
 async def test_an_idle_conversation_expires_after_the_ttl(backend: Backend) -> None:
-    opened = backend.open(ttl=0.4)
+    opened = backend.open(ttl=0.4, lock_timeout=0.4)
     try:
         await opened.save(record(1), 0)
         assert await opened.load("conv_1") == record(1)
@@ -436,3 +453,370 @@ def test_the_redis_client_is_left_open_when_passed_in(redis_server: RedisServer)
     store.close()
     assert client.ping()
     client.close()
+
+
+# --- sessions: what a flow step relies on -----------------------------------------------------
+
+
+@asynccontextmanager
+async def session(opened: StoreView, conversation_id: str) -> AsyncIterator[Any]:
+    """A flow step's session, entered the same way for sync and async stores."""
+    if opened.mode == "async":
+        async with opened.store.asession(conversation_id) as held:
+            yield held
+    else:
+        with opened.store.session(conversation_id) as held:
+            yield held
+
+
+async def test_a_session_that_raises_saves_nothing_and_frees_the_lock(backend: Backend) -> None:
+    opened = backend.open(lock_timeout=0.5)
+    probe = opened if backend.kind == "memory" else backend.open(lock_timeout=0.05)
+    try:
+        await opened.save(record(1), 0)
+
+        async def failing_step() -> None:
+            async with session(opened, "conv_1") as held:
+                assert held.record == record(1)
+                held.save(record(2, "ended"))
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            await failing_step()
+        assert await opened.load("conv_1") == record(1)
+        async with probe.lock("conv_1"):  # free at once, not after the lease
+            pass
+    finally:
+        await opened.close()
+        if probe is not opened:
+            await probe.close()
+
+
+async def test_a_session_whose_save_conflicts_frees_the_lock(backend: Backend) -> None:
+    opened = backend.open(lock_timeout=0.5)
+    probe = opened if backend.kind == "memory" else backend.open(lock_timeout=0.05)
+    try:
+        await opened.save(record(1), 0)
+
+        async def overtaken_step() -> None:
+            async with session(opened, "conv_1") as held:
+                await opened.save(record(2), 1)  # behind the session's back
+                held.save(record(2, "ended"))
+
+        with pytest.raises(ConflictError):
+            await overtaken_step()
+        assert await opened.load("conv_1") == record(2)
+        async with probe.lock("conv_1"):
+            pass
+    finally:
+        await opened.close()
+        if probe is not opened:
+            await probe.close()
+
+
+async def test_a_session_that_stages_nothing_unlocks_and_restarts_the_ttl(
+    backend: Backend,
+) -> None:
+    opened = backend.open(lock_timeout=0.5, ttl=0.5)
+    probe = opened if backend.kind == "memory" else backend.open(lock_timeout=0.05)
+    try:
+        await opened.save(record(1), 0)
+        for _ in range(3):  # 0.9 s of steps that change nothing, each restarting the ttl
+            await asyncio.sleep(0.3)
+            async with session(opened, "conv_1") as held:
+                assert held.record == record(1)
+        assert await opened.load("conv_1") == record(1)
+        async with probe.lock("conv_1"):
+            pass
+        await asyncio.sleep(0.75)  # idle now: it expires
+        assert await opened.load("conv_1") is None
+    finally:
+        await opened.close()
+        if probe is not opened:
+            await probe.close()
+
+
+@pytest.mark.parametrize(
+    ("kind", "mode"), [("memory", "sync"), ("sqlite", "sync"), ("sqlite", "async")]
+)
+async def test_purge_expired_reclaims_expired_records_only(
+    kind: str, mode: str, tmp_path: Path
+) -> None:
+    """Expired records already load as missing; purging reclaims their space (Redis needs not)."""
+    backend = Backend(kind, mode, tmp_path, None, "")
+    opened = backend.open(lock_timeout=0.2, ttl=0.2)
+    store = opened.store
+    try:
+        await opened.save(record(1), 0)
+        await asyncio.sleep(0.3)
+        await opened.save(ConversationRecord("conv_2", version=1), 0)
+        purged = await store.apurge_expired() if mode == "async" else store.purge_expired()
+        assert purged == 1
+        assert await opened.load("conv_2") == ConversationRecord("conv_2", version=1)
+        if kind == "sqlite":
+            assert durable_count(backend, "assistant_flow_records") == 1
+    finally:
+        await opened.close()
+
+
+def durable_count(backend: Backend, table: str) -> int:
+    with closing_sqlite(backend.tmp_path / "conversations.db") as db:
+        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+async def test_options_no_store_can_honour_are_refused_naming_the_field(
+    backend: Backend,
+) -> None:
+    for options, field in [
+        ({"lock_timeout": float("inf")}, "lock_timeout"),
+        ({"lock_timeout": float("nan")}, "lock_timeout"),
+        ({"ttl": float("inf")}, "ttl"),
+        ({"lock_timeout": 10.0, "ttl": 5.0}, "ttl"),  # would expire mid-step
+    ]:
+        with pytest.raises(InvalidInputError) as caught:
+            backend.open(**options)
+        assert caught.value.field == field
+        assert f"`{field}`" in str(caught.value)
+    if backend.kind == "sqlite":
+        with pytest.raises(InvalidInputError, match="busy_timeout") as caught:
+            backend.open(busy_timeout=0)
+        assert caught.value.field == "busy_timeout"
+
+
+def test_a_record_version_beyond_2_53_is_refused() -> None:
+    with pytest.raises(CorruptRecordError, match="version"):
+        ConversationRecord("conv_1", version=2**53)
+    with pytest.raises(CorruptRecordError, match="version"):
+        ConversationRecord.from_json(
+            '{"format":1,"conversationId":"conv_1","state":"init","version":9007199254740993}'
+        )
+
+
+async def test_redis_refuses_to_compare_a_stored_version_beyond_2_53(
+    redis_server: RedisServer,
+) -> None:
+    """Lua's numbers are doubles: 2**53 + 1 would compare equal to 2**53."""
+    prefix = f"test:{uuid.uuid4().hex}:"
+    store = RedisStore.from_url(redis_server.url, prefix=prefix)
+    raw = '{"format":1,"conversationId":"conv_1","state":"init","version":9007199254740992}'
+    client = redis_server.client()
+    try:
+        client.set(f"{prefix}{{conv_1}}", raw)
+        with pytest.raises(CorruptRecordError):
+            store.save(ConversationRecord("conv_1", version=2**53 - 1), expected_version=2**53 - 2)
+        assert client.get(f"{prefix}{{conv_1}}") == raw.encode()
+    finally:
+        client.close()
+        store.close()
+
+
+# --- leases: renewed while a step runs, fenced on save ----------------------------------------
+
+
+class SlowTransport(MemoryTransport):
+    """Delivers after ``delay`` seconds, like a slow Kustomer."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def send(self, message: Any) -> Any:
+        time.sleep(self.delay)
+        return super().send(message)
+
+    async def asend(self, message: Any) -> Any:
+        await asyncio.sleep(self.delay)
+        return super().send(message)
+
+
+async def run_reply(opened: StoreView, transport: MemoryTransport, body: str) -> None:
+    if opened.mode == "async":
+        await AsyncFlow(transport, opened.store).conversation("conv_1").send_message(body)
+    else:
+        flow = Flow(transport, opened.store)
+        await asyncio.to_thread(flow.conversation("conv_1").send_message, body)
+
+
+async def test_a_send_that_outlasts_the_lock_timeout_keeps_the_lock(durable: Backend) -> None:
+    """The lease is renewed while the send runs: the next message waits, nothing is sent twice."""
+    setup = durable.open()
+    slow_store = durable.open(lock_timeout=0.3)  # A's lease: much shorter than its send
+    patient = durable.open(lock_timeout=5)
+    slow, quick = SlowTransport(0.9), MemoryTransport()
+    try:
+        if durable.mode == "async":
+            await (
+                AsyncFlow(MemoryTransport(), setup.store)
+                .conversation("conv_1")
+                .start_assistant(init_response())
+            )
+        else:
+            Flow(MemoryTransport(), setup.store).conversation("conv_1").start_assistant(
+                init_response()
+            )
+
+        async def second() -> None:
+            await asyncio.sleep(0.5)  # A's first lease has lapsed by now, if not renewed
+            await run_reply(patient, quick, "from B")
+
+        await asyncio.gather(run_reply(slow_store, slow, "from A"), second())
+        final = await setup.load("conv_1")
+    finally:
+        for opened in (setup, slow_store, patient):
+            await opened.close()
+    assert ["initAssistantPayload" in m for m in slow.sent] == [True]
+    assert ["initAssistantPayload" in m for m in quick.sent] == [False]
+    assert final is not None
+    assert (final.state, final.version) == ("in_assistant", 2)  # a later reply saves nothing
+
+
+async def test_a_holder_that_lost_its_lease_cannot_save(durable: Backend) -> None:
+    stalled = durable.open(lock_timeout=0.2)
+    other = durable.open(lock_timeout=5)
+    try:
+        await stalled.save(record(1), 0)
+
+        async def stalled_step() -> None:
+            async with session(stalled, "conv_1") as held:
+                stop_renewing(stalled)  # its process stalls past the lease
+                await asyncio.sleep(0.3)
+                async with session(other, "conv_1") as taken:
+                    taken.save(record(2, "ended"))
+                held.save(record(2))
+
+        with pytest.raises(LockLostError):
+            await stalled_step()
+        assert await other.load("conv_1") == record(2, "ended")
+    finally:
+        await stalled.close()
+        await other.close()
+
+
+@pytest.mark.parametrize("kind", DURABLE)
+async def test_cancelling_a_step_while_it_takes_the_lock_leaves_it_free(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    server = request.getfixturevalue("redis_server") if kind == "redis" else None
+    backend = Backend(kind, "async", tmp_path, server, f"test:{uuid.uuid4().hex}:")
+    leaked = []
+    for attempt in range(12):
+        conversation_id = f"conv_{attempt}"
+        holder = backend.open(lock_timeout=5)
+
+        async def step(opened: StoreView = holder, cid: str = conversation_id) -> None:
+            async with opened.store.asession(cid):
+                await asyncio.sleep(10)
+
+        task = asyncio.create_task(step())
+        for _ in range(attempt % 4):  # cancel at different points of taking the lock
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        probe = backend.open(lock_timeout=0.5)  # far less than the holder's 5 s lease
+        try:
+            async with probe.lock(conversation_id):
+                pass
+        except LockTimeoutError:
+            leaked.append(conversation_id)
+        finally:
+            await probe.close()
+            await holder.close()
+    assert leaked == []
+
+
+async def test_redis_scripts_repeated_by_a_retry_report_the_same_success(
+    redis_server: RedisServer,
+) -> None:
+    """redis-py re-sends a command whose connection dropped; the scripts must be idempotent."""
+    store = RedisStore.from_url(redis_server.url, prefix=f"test:{uuid.uuid4().hex}:")
+    keys, token = store._keys("conv_1"), "token-1"
+    try:
+        store.save(record(1), expected_version=0)
+        first = store._lock_and_load(keys=keys, args=[token, 5000])
+        again = store._lock_and_load(keys=keys, args=[token, 5000])
+        assert first[0] == again[0] == 1
+        assert store._lock_and_load(keys=keys, args=["someone-else", 5000])[0] == 0
+        args = store._save_args(token, 1, record(2, "ended"))
+        assert list(store._save_and_unlock(keys=keys, args=args)) == [1, 1]
+        assert store._save_and_unlock(keys=keys, args=args)[0] == 1  # already saved: done
+        assert store.load("conv_1") == record(2, "ended")
+        with store.lock("conv_1"):  # and the lock was released
+            pass
+    finally:
+        store.close()
+
+
+async def test_a_redis_timeout_after_sending_says_the_outcome_is_unknown(
+    redis_server: RedisServer,
+) -> None:
+    busy = "local t0 = redis.call('TIME') while true do local t = redis.call('TIME') if (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > tonumber(ARGV[1]) then break end end return 1"  # noqa: E501
+    prefix = f"test:{uuid.uuid4().hex}:"
+    store = RedisStore.from_url(
+        redis_server.url, prefix=prefix, socket_timeout=0.1, retry=Retry(NoBackoff(), 0)
+    )
+    store.client.ping()
+    blocker = redis_server.client()
+    thread = threading.Thread(target=blocker.eval, args=(busy, 0, 500_000))
+    try:
+        thread.start()
+        time.sleep(0.1)  # Redis is now busy for 0.5 s
+        with pytest.raises(StoreUnavailableError, match="outcome is unknown"):
+            store.save(record(1), expected_version=0)
+        thread.join()
+        store.save(record(1), expected_version=0)  # repeating is safe, whether or not it ran
+        assert store.load("conv_1") == record(1)
+    finally:
+        thread.join()
+        blocker.close()
+        store.close()
+
+
+async def test_a_lease_taken_from_its_holder_is_reported_and_no_longer_renewed(
+    durable: Backend,
+) -> None:
+    opened = durable.open(lock_timeout=0.3)
+    try:
+        with capture_logs() as logs:
+            async with session(opened, "conv_1"):
+                steal_lock(durable, "conv_1")  # as after a lapse and another worker's take
+                for _ in range(100):  # the renewer runs every 0.1 s
+                    if any(log["event"] == "lock_lost" for log in logs):
+                        break
+                    await asyncio.sleep(0.02)
+        lost = [log for log in logs if log["event"] == "lock_lost"]
+        assert [log["conversation_id"] for log in lost] == ["conv_1"]
+    finally:
+        await opened.close()
+
+
+def steal_lock(backend: Backend, conversation_id: str) -> None:
+    if backend.kind == "sqlite":
+        with closing_sqlite(backend.tmp_path / "conversations.db") as db:
+            db.execute(
+                "UPDATE assistant_flow_locks SET owner = 'thief' WHERE conversation_id = ?",
+                (conversation_id,),
+            )
+        return
+    assert backend.server is not None
+    client = backend.server.client()
+    try:
+        client.set(f"{backend.prefix}{{{conversation_id}}}:lock", "thief", px=5000)
+    finally:
+        client.close()
+
+
+async def test_sqlite_stores_count_live_conversations_without_blocking_the_loop(
+    tmp_path: Path,
+) -> None:
+    sync_store = SQLiteStore(tmp_path / "c.db")
+    async_store = AsyncSQLiteStore(tmp_path / "c.db")
+    try:
+        sync_store.save(record(1), expected_version=0)
+        await async_store.asave(ConversationRecord("conv_2", version=1), expected_version=0)
+        assert len(sync_store) == sync_store.count() == 2
+        assert await async_store.acount() == 2
+        assert not hasattr(async_store, "__len__")  # a count on the loop would block it
+    finally:
+        sync_store.close()
+        await async_store.aclose()

@@ -142,17 +142,13 @@ class StoreSession:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        lock = self._lock
-        pending = self._pending
-        if exc_type is None and pending is not None:
-            loaded = self.record
-            try:
-                self._store.save(pending, expected_version=0 if loaded is None else loaded.version)
-            finally:
-                if lock is not None:
-                    lock.__exit__(None, None, None)
-        elif lock is not None:
-            lock.__exit__(exc_type, exc, traceback)
+        lock, self._lock = self._lock, None
+        try:
+            if exc_type is None and self._pending is not None:
+                self._store.save(self._pending, expected_version=self.expected_version)
+        finally:
+            if lock is not None:
+                lock.__exit__(exc_type, exc, traceback)
 
 
 class AsyncStoreSession:

@@ -4,31 +4,49 @@ The file has two tables. ``assistant_flow_records`` holds each conversation's JS
 its version and, when a time to live is set, its expiry. ``assistant_flow_locks`` holds leases:
 a conversation's lock is a row naming its owner (a random token) and when the lease lapses.
 Taking a lock is one short write (an upsert that succeeds only when no live lease exists), so
-no SQLite transaction stays open while a flow sends its message, and a holder that dies
-(SIGKILL included) blocks its conversation only until its lease lapses, ``lock_timeout``
-seconds after it was taken.
+no SQLite transaction stays open while a flow sends its message. While the lease is held, the
+store's renewer thread extends it every third of ``lock_timeout``, so a slow send keeps it; a
+holder that dies (SIGKILL included) stops renewing and blocks its conversation only until the
+lease lapses, at most ``lock_timeout`` seconds later. A step's save and the lease's release are
+one transaction that first checks the lease is still this owner's: a holder that lost it
+(its process stalled for a whole lease) cannot overwrite the next holder's work.
 
 The file runs in WAL mode (readers do not wait for the writer) with a busy timeout, so
-processes writing at the same moment queue for a few milliseconds instead of failing.
+processes writing at the same moment queue for a few milliseconds instead of failing. One
+store has one connection: its statements run one at a time, and a statement waiting out
+another process's write holds up the store's other conversations meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import math
 import os
 import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from types import TracebackType
+from typing import TypeVar
 
 from .._conversation import ConversationRecord
-from .._exceptions import ConflictError, LockTimeoutError, StoreUnavailableError
+from .._exceptions import (
+    ConflictError,
+    InvalidInputError,
+    LockLostError,
+    LockTimeoutError,
+    StoreUnavailableError,
+)
 from .._logging import get_logger
 from ._options import check_timeouts
-from .base import AsyncStore, Store
+from ._renewal import Leases, Renewer
+from ._waiting import Backoff
+from .base import AsyncStore, AsyncStoreSession, Store, StoreSession
 
 __all__ = ["AsyncSQLiteStore", "SQLiteStore"]
 
@@ -47,6 +65,7 @@ _TAKE_LEASE = (
     " expires = excluded.expires WHERE assistant_flow_locks.expires <= ?"
 )
 _DROP_LEASE = "DELETE FROM assistant_flow_locks WHERE conversation_id = ? AND owner = ?"
+_RENEW_LEASE = "UPDATE assistant_flow_locks SET expires = ? WHERE conversation_id = ? AND owner = ?"
 _TOUCH = "UPDATE assistant_flow_records SET expires = ? WHERE conversation_id = ? AND expires > ?"
 _LOAD = "SELECT record, expires FROM assistant_flow_records WHERE conversation_id = ?"
 _INSERT = (
@@ -71,20 +90,19 @@ _PURGE = (
     "DELETE FROM assistant_flow_locks WHERE expires <= ?",
 )
 
-# Waiting for a lease: first retry soon (steps are short), then back off to this at most.
-_FIRST_POLL = 0.001
-_MAX_POLL = 0.05
+_T = TypeVar("_T")
 
 
 class SQLiteStore(Store):
     """Keeps conversations in a SQLite file: they survive restarts, and processes share them.
 
-    ``path`` is the database file (created if missing). ``lock_timeout`` bounds both how long
-    a step waits for a conversation's lock and how long a lock lasts: a holder that has not
-    released it by then (it crashed, or its send hung) loses it, and the version check on save
-    refuses a stale write. ``ttl`` (seconds, optional) forgets a conversation that long after
-    its last save or the last release of its lock. ``busy_timeout`` is how long one statement
-    waits for another process's write before :class:`StoreUnavailableError`.
+    ``path`` is the database file (created if missing), or a ``file:`` URI. ``lock_timeout``
+    bounds how long a step waits for a conversation's lock, and how long a lock outlives a
+    holder that stopped renewing it (it crashed): a live holder keeps its lease while its step
+    runs, as a background thread renews it. ``ttl`` (seconds, optional, at least
+    ``lock_timeout``) forgets a conversation that long after its last save or the last release
+    of its lock. ``busy_timeout`` is how long one statement waits for another process's write
+    before :class:`StoreUnavailableError`.
 
     One store may be shared by the threads of a process; open one per process.
     """
@@ -100,15 +118,23 @@ class SQLiteStore(Store):
         busy_timeout: float = 5.0,
     ) -> None:
         check_timeouts("SQLiteStore", lock_timeout, ttl)
+        if not (busy_timeout > 0 and math.isfinite(busy_timeout)):
+            raise InvalidInputError(
+                "SQLiteStore: `busy_timeout` must be a positive, finite number of seconds "
+                "(how long a statement waits for another process's write)",
+                field="busy_timeout",
+            )
         self.path = os.fspath(path)
         self.lock_timeout = lock_timeout
         self.ttl = ttl
         self.busy_timeout = busy_timeout
         self._guard = threading.Lock()  # one connection, shared by this process's threads
         self._closed = False
+        self._renewer = Renewer(lock_timeout, self._renew_leases)
         with self._failures("open"):
             self._connection = sqlite3.connect(
                 self.path,
+                uri=self.path.startswith("file:"),  # e.g. file:conversations.db?mode=ro
                 timeout=busy_timeout,
                 isolation_level=None,  # autocommit: each statement is its own transaction
                 check_same_thread=False,
@@ -127,6 +153,10 @@ class SQLiteStore(Store):
         return f"SQLiteStore({self.path!r})"
 
     def __len__(self) -> int:
+        """How many live (unexpired) conversations are stored."""
+        return self.count()
+
+    def count(self) -> int:
         """How many live (unexpired) conversations are stored."""
         with self._failures("count records"), self._guard:
             row = self._connection.execute(_COUNT, (time.time(),)).fetchone()
@@ -156,19 +186,10 @@ class SQLiteStore(Store):
         text = record.to_json()
         with self._failures("save"), self._guard:
             now = time.time()
-            expires = None if self.ttl is None else now + self.ttl
-            if expected_version == 0:
-                cursor = self._connection.execute(
-                    _INSERT, (conversation_id, record.version, text, expires, now)
-                )
-            else:
-                cursor = self._connection.execute(
-                    _UPDATE, (record.version, text, expires, conversation_id, expected_version, now)
-                )
-            if cursor.rowcount == 1:
+            if self._write(record, text, expected_version, now):
                 return
-            row = self._connection.execute(_FOUND_VERSION, (conversation_id, now)).fetchone()
-        raise ConflictError(conversation_id, expected_version, 0 if row is None else int(row[0]))
+            found = self._found(conversation_id, now)
+        raise ConflictError(conversation_id, expected_version, found)
 
     def delete(self, conversation_id: str) -> None:
         """Forget the conversation."""
@@ -178,6 +199,10 @@ class SQLiteStore(Store):
     def lock(self, conversation_id: str) -> _Lease:
         """Hold the conversation's lease for the ``with`` block (across processes)."""
         return _Lease(self, conversation_id)
+
+    def session(self, conversation_id: str) -> _Session:
+        """One flow step; the save and the release are one transaction (see the module)."""
+        return _Session(self, conversation_id)
 
     def purge_expired(self) -> int:
         """Delete expired records and lapsed leases now; returns how many records went.
@@ -192,6 +217,7 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         """Close the connection. Closing twice is harmless; other calls then fail."""
+        self._renewer.close()
         with self._guard:
             if not self._closed:
                 self._closed = True
@@ -206,10 +232,68 @@ class SQLiteStore(Store):
             cursor = self._connection.execute(
                 _TAKE_LEASE, (conversation_id, owner, now + self.lock_timeout, now)
             )
-            return cursor.rowcount == 1
+            taken = cursor.rowcount == 1
+        if taken:
+            self._renewer.hold(conversation_id, owner)
+        return taken
+
+    def _take_lease(self, conversation_id: str, owner: str) -> None:
+        """Wait for the lease, within lock_timeout."""
+        backoff = Backoff(self.lock_timeout)
+        while not self._try_lease(conversation_id, owner):
+            pause = backoff.next_pause()
+            if pause is None:
+                raise self._timed_out(conversation_id)
+            time.sleep(pause)
+
+    def _renew_leases(self, leases: Leases) -> list[str]:
+        """Extend the leases still ours (the renewer's call); returns the tokens that were not."""
+        lost = []
+        with self._failures("renew locks"), self._guard:
+            expires = time.time() + self.lock_timeout
+            with self._transaction():
+                for conversation_id, owner in leases:
+                    renewed = (expires, conversation_id, owner)
+                    if self._connection.execute(_RENEW_LEASE, renewed).rowcount != 1:
+                        lost.append(owner)
+        return lost
+
+    def _save_and_drop(self, record: ConversationRecord, expected_version: int, owner: str) -> None:
+        """Save ``record`` and release the lease in one transaction, if the lease is ours."""
+        self._renewer.drop(owner)
+        conversation_id = record.conversation_id
+        text = record.to_json()
+        with self._failures("save"), self._guard, self._transaction():
+            now = time.time()
+            if self._connection.execute(_DROP_LEASE, (conversation_id, owner)).rowcount != 1:
+                raise LockLostError(conversation_id, self.lock_timeout)
+            saved = self._write(record, text, expected_version, now)
+            found = None if saved else self._found(conversation_id, now)
+        if found is not None:
+            raise ConflictError(conversation_id, expected_version, found)
+
+    def _write(
+        self, record: ConversationRecord, text: str, expected_version: int, now: float
+    ) -> bool:
+        expires = None if self.ttl is None else now + self.ttl
+        if expected_version == 0:
+            cursor = self._connection.execute(
+                _INSERT, (record.conversation_id, record.version, text, expires, now)
+            )
+        else:
+            cursor = self._connection.execute(
+                _UPDATE,
+                (record.version, text, expires, record.conversation_id, expected_version, now),
+            )
+        return cursor.rowcount == 1
+
+    def _found(self, conversation_id: str, now: float) -> int:
+        row = self._connection.execute(_FOUND_VERSION, (conversation_id, now)).fetchone()
+        return 0 if row is None else int(row[0])
 
     def _drop_lease(self, conversation_id: str, owner: str) -> None:
         """Release the lease if still ours, and restart the record's time to live."""
+        self._renewer.drop(owner)
         try:
             with self._failures("unlock"), self._guard:
                 if self.ttl is None:
@@ -275,15 +359,7 @@ class _Lease:
         self._owner = secrets.token_hex(16)
 
     def __enter__(self) -> None:
-        store = self._store
-        deadline = time.monotonic() + store.lock_timeout
-        pause = _FIRST_POLL
-        while not store._try_lease(self.conversation_id, self._owner):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise store._timed_out(self.conversation_id)
-            time.sleep(min(pause, remaining))
-            pause = min(pause * 2, _MAX_POLL)
+        self._store._take_lease(self.conversation_id, self._owner)
 
     def __exit__(
         self,
@@ -294,11 +370,49 @@ class _Lease:
         self._store._drop_lease(self.conversation_id, self._owner)
 
 
+class _Session(StoreSession):
+    """SQLiteStore's flow step: lease and load on entry; save and release in one transaction."""
+
+    __slots__ = ("_owner",)
+    _store: SQLiteStore
+
+    def __init__(self, store: SQLiteStore, conversation_id: str) -> None:
+        super().__init__(store, conversation_id)
+        self._owner = secrets.token_hex(16)
+
+    def __enter__(self) -> _Session:
+        store, conversation_id = self._store, self.conversation_id
+        store._take_lease(conversation_id, self._owner)
+        try:
+            self.record = store.load(conversation_id)
+        except BaseException:
+            store._drop_lease(conversation_id, self._owner)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        store, pending = self._store, self._pending
+        if exc_type is not None or pending is None:
+            store._drop_lease(self.conversation_id, self._owner)
+            return
+        try:
+            store._save_and_drop(pending, self.expected_version, self._owner)
+        except StoreUnavailableError:
+            store._drop_lease(self.conversation_id, self._owner)  # may fail too; then it lapses
+            raise
+
+
 class AsyncSQLiteStore(AsyncStore):
     """The asyncio twin of :class:`SQLiteStore`, with the same options and the same file format.
 
-    Each call runs the blocking SQLite work in a worker thread (``asyncio.to_thread``), so the
-    event loop never waits on the file; waiting for a lock sleeps with ``asyncio.sleep``.
+    The blocking SQLite work runs on the store's own worker thread (one, as the connection is
+    one), so the event loop never waits on the file; waiting for a lock sleeps with
+    ``asyncio.sleep``. Cancelling a task while it takes a lock leaves the lock free.
     """
 
     sync_twin = "SQLiteStore"
@@ -317,59 +431,97 @@ class AsyncSQLiteStore(AsyncStore):
         self.path = self._sync.path
         self.lock_timeout = lock_timeout
         self.ttl = ttl
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="assistant_flow-sqlite")
 
     def __repr__(self) -> str:
         return f"AsyncSQLiteStore({self.path!r})"
 
-    def __len__(self) -> int:
-        """How many live (unexpired) conversations are stored (a quick blocking count)."""
-        return len(self._sync)
+    async def acount(self) -> int:
+        """How many live (unexpired) conversations are stored."""
+        return await self._run(self._sync.count)
 
     async def aload(self, conversation_id: str) -> ConversationRecord | None:
         """The stored record, or ``None``."""
-        return await asyncio.to_thread(self._sync.load, conversation_id)
+        return await self._run(self._sync.load, conversation_id)
 
     async def asave(self, record: ConversationRecord, *, expected_version: int) -> None:
         """Store ``record`` if the stored version is still ``expected_version``."""
-        await asyncio.to_thread(self._sync.save, record, expected_version=expected_version)
+        save = functools.partial(self._sync.save, expected_version=expected_version)
+        await self._run(save, record)
 
     async def adelete(self, conversation_id: str) -> None:
         """Forget the conversation."""
-        await asyncio.to_thread(self._sync.delete, conversation_id)
+        await self._run(self._sync.delete, conversation_id)
 
     def alock(self, conversation_id: str) -> _AsyncLease:
         """Hold the conversation's lease for the ``async with`` block (across processes)."""
-        return _AsyncLease(self._sync, conversation_id)
+        return _AsyncLease(self, conversation_id)
+
+    def asession(self, conversation_id: str) -> _AsyncSession:
+        """One flow step; see :meth:`SQLiteStore.session`."""
+        return _AsyncSession(self, conversation_id)
 
     async def apurge_expired(self) -> int:
         """Delete expired records and lapsed leases now; see :meth:`SQLiteStore.purge_expired`."""
-        return await asyncio.to_thread(self._sync.purge_expired)
+        return await self._run(self._sync.purge_expired)
 
     async def aclose(self) -> None:
-        """Close the connection."""
-        await asyncio.to_thread(self._sync.close)
+        """Close the connection and stop the store's worker thread."""
+        if not self._sync._closed:
+            await self._run(self._sync.close)
+        self._executor.shutdown(wait=False)
+
+    async def _run(self, call: Callable[..., _T], *args: object) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call, *args)
+
+    async def _take_lease(self, conversation_id: str, owner: str) -> None:
+        """Wait for the lease; if cancelled meanwhile, release what the thread took."""
+        store = self._sync
+        backoff = Backoff(store.lock_timeout)
+        loop = asyncio.get_running_loop()
+        while True:
+            attempt = loop.run_in_executor(self._executor, store._try_lease, conversation_id, owner)
+            try:
+                taken = await asyncio.shield(attempt)
+            except asyncio.CancelledError:
+                # The thread goes on and may take the lease after we gave up: give it back.
+                give_back = functools.partial(self._give_back, conversation_id, owner)
+                attempt.add_done_callback(give_back)
+                raise
+            if taken:
+                return
+            pause = backoff.next_pause()
+            if pause is None:
+                raise store._timed_out(conversation_id)
+            await asyncio.sleep(pause)
+
+    def _give_back(self, conversation_id: str, owner: str, attempt: asyncio.Future[bool]) -> None:
+        if attempt.cancelled() or attempt.exception() is not None or not attempt.result():
+            return
+        with contextlib.suppress(RuntimeError):  # closed meanwhile: the lease lapses by itself
+            self._executor.submit(self._sync._drop_lease, conversation_id, owner)
+
+    async def _drop_lease(self, conversation_id: str, owner: str) -> None:
+        await self._shielded(self._sync._drop_lease, conversation_id, owner)
+
+    async def _shielded(self, call: Callable[..., None], *args: object) -> None:
+        """Run a release to its end even if the task is cancelled while it runs."""
+        done: Future[None] = self._executor.submit(call, *args)
+        await asyncio.shield(asyncio.wrap_future(done))
 
 
 class _AsyncLease:
-    """A conversation's lease for asyncio tasks: polls in a thread, sleeps on the loop."""
+    """A conversation's lease for asyncio tasks: polls on the store's thread, sleeps on the loop."""
 
     __slots__ = ("_owner", "_store", "conversation_id")
 
-    def __init__(self, store: SQLiteStore, conversation_id: str) -> None:
+    def __init__(self, store: AsyncSQLiteStore, conversation_id: str) -> None:
         self._store = store
         self.conversation_id = conversation_id
         self._owner = secrets.token_hex(16)
 
     async def __aenter__(self) -> None:
-        store = self._store
-        deadline = time.monotonic() + store.lock_timeout
-        pause = _FIRST_POLL
-        while not await asyncio.to_thread(store._try_lease, self.conversation_id, self._owner):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise store._timed_out(self.conversation_id)
-            await asyncio.sleep(min(pause, remaining))
-            pause = min(pause * 2, _MAX_POLL)
+        await self._store._take_lease(self.conversation_id, self._owner)
 
     async def __aexit__(
         self,
@@ -377,4 +529,42 @@ class _AsyncLease:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await asyncio.to_thread(self._store._drop_lease, self.conversation_id, self._owner)
+        await self._store._drop_lease(self.conversation_id, self._owner)
+
+
+class _AsyncSession(AsyncStoreSession):
+    """AsyncSQLiteStore's flow step; see :class:`_Session`."""
+
+    __slots__ = ("_owner",)
+    _store: AsyncSQLiteStore
+
+    def __init__(self, store: AsyncSQLiteStore, conversation_id: str) -> None:
+        super().__init__(store, conversation_id)
+        self._owner = secrets.token_hex(16)
+
+    async def __aenter__(self) -> _AsyncSession:
+        store, conversation_id = self._store, self.conversation_id
+        await store._take_lease(conversation_id, self._owner)
+        try:
+            self.record = await store._run(store._sync.load, conversation_id)
+        except BaseException:
+            await store._drop_lease(conversation_id, self._owner)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        store, pending = self._store, self._pending
+        if exc_type is not None or pending is None:
+            await store._drop_lease(self.conversation_id, self._owner)
+            return
+        try:
+            save = store._sync._save_and_drop
+            await store._run(save, pending, self.expected_version, self._owner)
+        except StoreUnavailableError:
+            await store._drop_lease(self.conversation_id, self._owner)
+            raise

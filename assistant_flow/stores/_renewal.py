@@ -1,0 +1,164 @@
+"""Keeping held leases alive while a step sends: one renewer per store, not one per step.
+
+A durable store's lock is a lease that lapses ``lock_timeout`` after it was last extended, so
+a worker that died (SIGKILL included) blocks its conversation no longer than that. A live
+worker whose send outlasts the lease must not lose it, or the next worker would load the same
+record and send the same message again. So every store keeps the set of leases it holds, and
+one background renewer (a daemon thread, or an asyncio task for the async Redis store) extends
+all of them every third of ``lock_timeout``. Holding and dropping a lease is a dictionary
+update; the renewer starts on first use and sleeps while nothing is held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+
+from .._logging import get_logger
+
+__all__ = ["AsyncRenewer", "Renewer"]
+
+# (conversation id, owner token) of every lease a store holds.
+Leases = list[tuple[str, str]]
+
+
+class _Held:
+    """The leases a store holds, keyed by owner token."""
+
+    def __init__(self, lock_timeout: float) -> None:
+        self.period = lock_timeout / 3
+        self.leases: dict[str, str] = {}
+        self.closed = False
+
+    def snapshot(self) -> Leases:
+        return [(conversation_id, token) for token, conversation_id in self.leases.items()]
+
+    def forget_lost(self, lost: list[str]) -> None:
+        for token in lost:
+            conversation_id = self.leases.pop(token, None)
+            if conversation_id is not None:
+                # Another worker took it after a lapse (this process stalled for a whole
+                # lease); the save fenced on the token will be refused.
+                get_logger().warning("lock_lost", conversation_id=conversation_id)
+
+
+class Renewer:
+    """Extends a sync store's held leases from one daemon thread.
+
+    ``renew(leases)`` extends each lease if its owner still holds it and returns the tokens
+    that were no longer held. A renewal that fails (store unreachable) is logged and retried
+    at the next period; the lease may then lapse, as it would for a dead worker.
+    """
+
+    def __init__(self, lock_timeout: float, renew: Callable[[Leases], list[str]]) -> None:
+        self._held = _Held(lock_timeout)
+        self._renew = renew
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._idle = False  # waiting for a first lease, with no period running
+
+    def hold(self, conversation_id: str, token: str) -> None:
+        """Start renewing the lease ``token`` on ``conversation_id``."""
+        with self._wake:
+            self._held.leases[token] = conversation_id
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="assistant_flow-lease-renewer", daemon=True
+                )
+                self._thread.start()
+            elif self._idle:
+                self._wake.notify()  # wake it only from its idle wait, never mid-period
+
+    def drop(self, token: str) -> None:
+        """Stop renewing the lease ``token`` (before releasing it)."""
+        with self._wake:
+            self._held.leases.pop(token, None)
+
+    def close(self) -> None:
+        """Stop the thread; leases still held lapse by themselves."""
+        with self._wake:
+            self._held.closed = True
+            self._wake.notify()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _run(self) -> None:
+        held = self._held
+        while True:
+            with self._wake:
+                while not held.leases and not held.closed:
+                    self._idle = True
+                    self._wake.wait()
+                self._idle = False
+                # A full period, whatever is held or dropped meanwhile: renewing costs a
+                # write, so it never happens more often than this.
+                deadline = time.monotonic() + held.period
+                while not held.closed and (left := deadline - time.monotonic()) > 0:
+                    self._wake.wait(left)
+                if held.closed:
+                    return
+                leases = held.snapshot()
+            if not leases:
+                continue
+            try:
+                lost = self._renew(leases)
+            except Exception as exc:  # a failed renewal must not end the thread
+                get_logger().warning("lock_renewal_failed", error=type(exc).__name__)
+                continue
+            with self._wake:
+                held.forget_lost(lost)
+
+
+class AsyncRenewer:
+    """Extends an async store's held leases from one asyncio task on the running loop."""
+
+    def __init__(
+        self, lock_timeout: float, renew: Callable[[Leases], Awaitable[list[str]]]
+    ) -> None:
+        self._held = _Held(lock_timeout)
+        self._renew = renew
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+
+    def hold(self, conversation_id: str, token: str) -> None:
+        """Start renewing the lease ``token``; call from a coroutine on the store's loop."""
+        self._held.leases[token] = conversation_id
+        task = self._task
+        if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+            self._wake = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._run(self._wake))
+        elif len(self._held.leases) == 1 and self._wake is not None:
+            self._wake.set()
+
+    def drop(self, token: str) -> None:
+        """Stop renewing the lease ``token``."""
+        self._held.leases.pop(token, None)
+
+    async def aclose(self) -> None:
+        """Stop the task; leases still held lapse by themselves."""
+        self._held.closed = True
+        task, self._task = self._task, None
+        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+            task.cancel()
+            await asyncio.wait([task])  # an outer cancellation still propagates
+
+    async def _run(self, wake: asyncio.Event) -> None:
+        held = self._held
+        while not held.closed:
+            if not held.leases:
+                wake.clear()
+                await wake.wait()
+                continue
+            await asyncio.sleep(held.period)
+            leases = held.snapshot()
+            if not leases:
+                continue
+            try:
+                lost = await self._renew(leases)
+            except Exception as exc:  # a failed renewal must not end the task
+                get_logger().warning("lock_renewal_failed", error=type(exc).__name__)
+                continue
+            held.forget_lost(lost)
