@@ -77,6 +77,7 @@ from .stores import (
     StoreSession,
 )
 from .transports import (
+    DEFAULT_TIMEOUT,
     AsyncHTTPTransport,
     AsyncTransport,
     AttachmentLimits,
@@ -85,21 +86,23 @@ from .transports import (
     Retry,
     Routes,
     Transport,
+    default_idempotency_key,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 if TYPE_CHECKING:
-    from .stores.redis import AsyncRedisStore, RedisStore
+    from .stores.redis import AsyncRedisStore as AsyncRedisStore
+    from .stores.redis import RedisStore as RedisStore
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "KUSTOMER_EVENTS",
     "RECORD_FORMAT",
     "AssistantFlowError",
     "AsyncConversationHandle",
     "AsyncFlow",
     "AsyncHTTPTransport",
-    "AsyncRedisStore",
     "AsyncSQLiteStore",
     "AsyncStore",
     "AsyncStoreSession",
@@ -136,7 +139,6 @@ __all__ = [
     "QuickReplyAction",
     "RateLimitedError",
     "ReceivedMessage",
-    "RedisStore",
     "RetriesExhaustedError",
     "Retry",
     "Routes",
@@ -157,6 +159,7 @@ __all__ = [
     "UnknownChoiceError",
     "UnknownEventError",
     "__version__",
+    "default_idempotency_key",
     "redact_secrets",
 ]
 
@@ -167,3 +170,11 @@ def __getattr__(name: str) -> type:
         found: type = getattr(stores, name)
         return found
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public names, the lazily imported Redis stores included (not in ``__all__``).
+
+    They stay out of ``__all__`` so that ``from assistant_flow import *`` works without redis-py.
+    """
+    return sorted([*__all__, "AsyncRedisStore", "RedisStore"])

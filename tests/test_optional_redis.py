@@ -18,6 +18,8 @@ import sys
 sys.modules["redis"] = None  # as if redis-py were not installed
 import assistant_flow
 from assistant_flow import Flow, MemoryTransport, SQLiteStore
+from assistant_flow import *  # every name in __all__ imports without redis-py
+assert "RedisStore" not in dir() and callable(AsyncFlow)
 try:
     assistant_flow.RedisStore
 except ImportError as error:

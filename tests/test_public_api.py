@@ -7,6 +7,7 @@ import inspect
 import logging
 from pathlib import Path
 
+import pytest
 import structlog
 
 import assistant_flow
@@ -48,3 +49,25 @@ def test_the_package_docstring_example_runs() -> None:
         structlog.reset_defaults()
     assert tried > 0
     assert failures == 0
+
+
+def test_the_redis_stores_are_listed_by_dir_but_not_star_exported() -> None:
+    assert "RedisStore" not in assistant_flow.__all__
+    assert {"RedisStore", "AsyncRedisStore", "Flow"} <= set(dir(assistant_flow))
+
+
+def test_the_names_the_readme_gives_for_http_defaults_are_top_level() -> None:
+    from assistant_flow.transports import http
+
+    assert assistant_flow.DEFAULT_TIMEOUT is http.DEFAULT_TIMEOUT
+    assert assistant_flow.default_idempotency_key is http.default_idempotency_key
+
+
+def test_fail_next_with_a_bad_count_names_count() -> None:
+    transport = assistant_flow.MemoryTransport()
+    with pytest.raises(assistant_flow.InvalidInputError, match="`count`") as raised:
+        transport.fail_next(0)
+    assert raised.value.field == "count"
+    conv = assistant_flow.Flow(transport).conversation("c")
+    conv.send_message("Hi")  # nothing was queued to fail
+    assert len(transport.sent) == 1

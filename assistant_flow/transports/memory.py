@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from .._exceptions import TransportError
+from .._exceptions import InvalidInputError, TransportError
 from .._messages import SendMessageOptions, SentMessage
 from .base import AsyncTransport, Transport
 
@@ -45,7 +45,10 @@ class MemoryTransport(Transport, AsyncTransport):
     def fail_next(self, count: int = 1, error: Exception | None = None) -> None:
         """Make the next ``count`` sends raise ``error`` (a :class:`TransportError` by default)."""
         if count < 1:
-            raise ValueError("fail_next: `count` must be at least 1")
+            raise InvalidInputError(
+                "fail_next: `count`: it must be at least 1; pass how many sends should fail",
+                field="count",
+            )
         failure = error or TransportError("MemoryTransport was told to fail this send")
         with self._lock:
             self._failures.extend([failure] * count)
