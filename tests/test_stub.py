@@ -4,7 +4,6 @@ dialog, faults, idempotency, attachments, the command line and assistant files."
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import sys
@@ -1029,16 +1028,6 @@ def test_what_the_flow_sends_passes_every_strict_check(kustomer_stub: KustomerSt
         transport.http.close()
     assert conv.state == State.ENDED
     assert [body.get("isInAssistantMode") for body in kustomer_stub.sent()] == [True, True, False]
-
-
-def test_the_readme_assistant_file_loads(tmp_path: Path) -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    [block] = re.findall(r"^```yaml\n(.*?)^```", readme, flags=re.DOTALL | re.MULTILINE)
-    path = tmp_path / "shop.yaml"
-    path.write_text(block)
-    shop = load_assistants(path)["asst_shop"]
-    assert [node.id for node in shop.greeting] == ["hello"]
-    assert shop.nodes["faq"].then == "done"
 
 
 def test_a_reset_during_a_long_poll_answers_it_with_404(customer: Customer, replied: str) -> None:
