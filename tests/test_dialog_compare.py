@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from assistant_flow import InvalidInputError
-
 from assistant_flow.dialogs import (
     ABSENT,
     PayloadMismatchError,

@@ -208,7 +208,8 @@ MISTAKES = [
         id="yaml-sexagesimal",
     ),
     pytest.param(
-        "steps:\n  - say: hi\n    expect:\n      lastDeflection: {articles: [{id: k, visted: 1}]}\n",
+        "steps:\n  - say: hi\n    expect:\n"
+        "      lastDeflection: {articles: [{id: k, visted: 1}]}\n",
         4,
         "steps.1.expect.lastDeflection.articles.0.visted",
         "`lastDeflection.articles.0` has no field `visted`",

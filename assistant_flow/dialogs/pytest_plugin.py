@@ -228,6 +228,12 @@ class DialogItem(pytest.Item):
         error = excinfo.value
         if isinstance(error, DialogFailedError):
             return f"dialog {error.result.script.name!r} failed on {error.result.target}:\n{error}"
+        if isinstance(error, DialogCrashedError) and error.__cause__ is not None:
+            # A bug, most likely: the step, then where the exception came from.
+            import traceback  # noqa: PLC0415
+
+            cause = "".join(traceback.format_exception(error.__cause__)).rstrip()
+            return f"dialog {self.name!r} crashed: {error}\n\n{cause}"
         if isinstance(error, DialogScriptError):
             return f"dialog script error: {error}"
         if isinstance(error, InvalidInputError):  # say, the assistant file the stub plays
