@@ -21,7 +21,12 @@ def lines_of(process: subprocess.Popen[str]) -> queue.Queue[str]:
     found: queue.Queue[str] = queue.Queue()
     assert process.stdout is not None
     stream = process.stdout
-    threading.Thread(target=lambda: [found.put(line) for line in stream], daemon=True).start()
+
+    def pump() -> None:
+        for line in stream:
+            found.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
     return found
 
 
