@@ -2,8 +2,10 @@
 
 ``run`` plays dialog scripts, ``diagram`` redraws the lifecycle diagrams, ``stub`` serves the
 local Kustomer stub and ``schema`` prints the JSON Schema of the wire models. Exit status: 0
-when everything passed, 1 when a dialog failed, 2 for a usage or script mistake (reported on
-stderr in one line, without a traceback).
+when everything passed, 1 when a dialog failed, 2 when a script could not be judged (a mistake
+in it, a broken assistant file, or a crash: each is that script's ERROR, its reason indented
+under the ERROR line, and the run goes on; ``--traceback`` adds the traceback of a crash) or
+for a usage mistake (one line on stderr).
 """
 
 from __future__ import annotations

@@ -567,3 +567,13 @@ def test_absent_under_a_list_in_a_script(tmp_path: Path, stubs: StubPool) -> Non
     assert "unexpected  lastDeflection.articles.0.visited: 1" in result.failure.message
     text = text.replace("articles.0.visited", "articles.2.visited")
     assert run_dialog(script(tmp_path, text), stubs=stubs).passed
+
+
+def test_dialog_script_error_is_in_the_error_tree() -> None:
+    import assistant_flow
+    from assistant_flow import _exceptions, dialogs
+
+    assert "DialogScriptError" in assistant_flow.__all__
+    assert assistant_flow.DialogScriptError is dialogs.DialogScriptError
+    assert _exceptions.DialogScriptError is dialogs.DialogScriptError
+    assert issubclass(assistant_flow.DialogScriptError, assistant_flow.InvalidInputError)
