@@ -2,8 +2,10 @@
 
 ``run`` plays dialog scripts, ``diagram`` redraws the lifecycle diagrams, ``stub`` serves the
 local Kustomer stub and ``schema`` prints the JSON Schema of the wire models. Exit status: 0
-when everything passed, 1 when a dialog failed, 2 for a usage or script mistake (reported on
-stderr in one line, without a traceback).
+when everything passed, 1 when a dialog failed, 2 when a script could not be judged (a mistake
+in it, a broken assistant file, or a crash: each is that script's ERROR, its reason indented
+under the ERROR line, and the run goes on; ``--traceback`` adds the traceback of a crash) or
+for a usage mistake (one line on stderr).
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ import json
 import logging
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 from pydantic.json_schema import models_json_schema
 
-from ._exceptions import AssistantFlowError, InvalidInputError
+from ._exceptions import DialogScriptError, InvalidInputError
 from ._messages import (
     InitAssistantPayload,
     InitAssistantResponse,
@@ -29,6 +32,10 @@ from ._messages import (
     SendMessageOptions,
     SentMessage,
 )
+from .dialogs._names import TARGETS
+
+if TYPE_CHECKING:
+    from .dialogs import OrgSettings
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "console", "main", "wire_schema"]
 
@@ -79,18 +86,40 @@ def _indent(text: str) -> str:
     return "\n".join(f"       {line}" for line in text.splitlines())
 
 
+def _check_org(options: argparse.Namespace) -> OrgSettings | None:
+    """The org settings, checked once before any script runs (a mistake there is usage)."""
+    from .dialogs import OrgSettings  # noqa: PLC0415
+    from .transports.http import HTTPTransport  # noqa: PLC0415
+
+    if options.target != "org":
+        return None
+    try:
+        org = OrgSettings.from_env()
+        HTTPTransport(org.base_url, api_key=org.api_key).close()  # checks the URL
+    except DialogScriptError as error:
+        raise _UsageError(error.reason) from None
+    return org
+
+
+def _reason(path: Path, error: Exception, options: argparse.Namespace) -> str:
+    """Why a script could not be judged, in words; the traceback only when asked for."""
+    if isinstance(error, DialogScriptError):
+        return str(error)
+    lines = [f"{path}: {type(error).__name__}: {error}", *getattr(error, "__notes__", ())]
+    if isinstance(error, InvalidInputError) and not isinstance(error, DialogScriptError):
+        lines.append("(the target or the assistant file this dialog needs is not usable)")
+    if options.traceback:
+        lines.append("".join(traceback.format_exception(error)).rstrip())
+    return "\n".join(lines)
+
+
 def _run(options: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .dialogs import DialogScriptError, OrgSettings, StubPool, iter_scripts, run_dialog  # noqa: PLC0415
+    from .dialogs import StubPool, iter_scripts, run_dialog  # noqa: PLC0415
 
     paths = list(iter_scripts(options.dialogs))
     if not paths:
         raise _UsageError("no dialog scripts found (files named *.dialog.yaml)")
-    org = None
-    if options.target == "org":
-        try:
-            org = OrgSettings.from_env()
-        except DialogScriptError as error:
-            raise _UsageError(error.reason) from None
+    org = _check_org(options)
     counts = {"passed": 0, "failed": 0, "errored": 0}
     started = time.perf_counter()
     stubs = StubPool()
@@ -99,23 +128,13 @@ def _run(options: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             began = time.perf_counter()
             try:
                 result = run_dialog(path, target=options.target, stubs=stubs, org=org)
-            except DialogScriptError as error:
-                counts["errored"] += 1
-                print(
-                    _status_line("ERROR", path, time.perf_counter() - began), file=out, flush=True
-                )
-                print(f"{_PROG}: {error}", file=err, flush=True)
-                continue
             except ImportError as error:  # the stub target without the `stub` extra
                 raise _UsageError(f"{error}") from None
-            except AssistantFlowError as error:
-                if isinstance(error, InvalidInputError):  # the target's settings: stop here
-                    raise
+            except Exception as error:
                 counts["errored"] += 1
-                print(
-                    _status_line("ERROR", path, time.perf_counter() - began), file=out, flush=True
-                )
-                print(f"{_PROG}: {path}: {type(error).__name__}: {error}", file=err, flush=True)
+                detail = _indent(_reason(path, error, options))
+                print(_status_line("ERROR", path, time.perf_counter() - began, detail), file=out)
+                out.flush()
                 continue
             if result.passed:
                 counts["passed"] += 1
@@ -150,7 +169,13 @@ def _diagram(options: argparse.Namespace, out: TextIO) -> int:
     try:
         written = write_diagrams(options.out)
     except FileNotFoundError as error:
-        raise _UsageError(str(error)) from None
+        # The Mermaid and DOT files are written before the SVG needs Graphviz: list them.
+        for name in ("lifecycle.mmd", "lifecycle.dot"):
+            print(Path(options.out) / name, file=out)
+        raise _UsageError(
+            f"{error} (or brew install graphviz; https://graphviz.org/download/), "
+            "then run `assistant-flow diagram` again for lifecycle.svg"
+        ) from None
     except OSError as error:
         raise _UsageError(f"cannot write to {options.out}: {error.strerror}") from None
     for path in written:
@@ -199,10 +224,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("dialogs", nargs="+", metavar="DIALOG", help="script files or directories")
     run.add_argument(
         "--target",
-        choices=["auto", "memory", "stub", "org"],
+        choices=TARGETS,
         default="auto",
         help="where messages go: MemoryTransport, a local stub, or a real org; auto (the "
         "default) uses the stub for scripts whose `assistant` the stub plays, else memory",
+    )
+    run.add_argument(
+        "--traceback",
+        action="store_true",
+        help="show the traceback of a script that crashed (an ERROR that is not a script mistake)",
     )
     diagram = commands.add_parser(
         "diagram",

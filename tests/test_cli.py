@@ -8,7 +8,9 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -73,17 +75,67 @@ def test_a_failed_dialog_exits_1_and_shows_the_step(tmp_path: Path) -> None:
     assert out.splitlines()[-1].split()[:4] == ["2", "1", "1", "0"]
 
 
-def test_a_script_mistake_exits_2_with_file_and_line_on_stderr(tmp_path: Path) -> None:
+def test_a_script_mistake_exits_2_with_file_and_line_under_its_error_line(
+    tmp_path: Path,
+) -> None:
     path = broken(tmp_path)
     code, out, err = cli("run", str(path), str(failing(tmp_path)))
     assert code == 2
     assert out.splitlines()[0].startswith(f"ERROR  {path}")
-    assert err == (
-        f"assistant-flow: {path}:3: unknown step key `whisper`; a step is one of say, choose, "
+    assert out.splitlines()[1] == (
+        f"       {path}:3: unknown step key `whisper`; a step is one of say, choose, "
         "attach, visit, event, assistant, with any of absent, error, events, exact, expect, "
-        "lang, payload, state\n"
+        "lang, payload, state"
     )
+    assert err == ""
     assert out.splitlines()[-1].split()[:4] == ["2", "0", "1", "1"]
+
+
+def test_a_crash_in_one_script_is_its_error_and_the_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assistant_flow.dialogs import _runner
+
+    real_act = _runner._act
+
+    def act(step: Any, session: Any, script: Any) -> None:
+        if script.path.name == "crash.dialog.yaml":
+            raise RuntimeError("boom")
+        real_act(step, session, script)
+
+    monkeypatch.setattr(_runner, "_act", act)
+    crash = tmp_path / "crash.dialog.yaml"
+    crash.write_text("init: {assistant: a, dialog: d, node: n}\nsteps:\n  - say: Hi\n")
+    code, out, err = cli("run", str(crash), str(FED))
+    assert code == 2
+    lines = out.splitlines()
+    assert lines[0].startswith(f"ERROR  {crash}")
+    assert lines[1:3] == [
+        f"       {crash}: RuntimeError: boom",
+        f"       {crash}:3: step 1 (say: 'Hi')",
+    ]
+    assert lines[3].startswith(f"PASS   {FED}")
+    assert lines[-1].split()[:4] == ["2", "1", "0", "1"]
+    assert "Traceback" not in out + err
+    code, out, _ = cli("run", "--traceback", str(crash))
+    assert code == 2
+    assert "Traceback (most recent call last):" in out
+    assert out.count("RuntimeError: boom") == 2  # the reason, then the traceback's last line
+
+
+def test_a_bad_assistant_file_is_that_scripts_error(tmp_path: Path) -> None:
+    (tmp_path / "bot.yaml").write_text("assistants: {asst_x: {dialog: d}}\n")
+    bad = tmp_path / "a0.dialog.yaml"
+    bad.write_text("assistant: asst_x\nassistants: bot.yaml\nsteps:\n  - say: Hi\n")
+    code, out, err = cli("run", str(bad), str(PLAYED))
+    assert code == 2
+    lines = out.splitlines()
+    assert lines[0].startswith(f"ERROR  {bad}")
+    assert lines[1].startswith(
+        f"       {bad}:2: the assistant file cannot be played: {tmp_path / 'bot.yaml'}: "
+    )
+    assert lines[2].startswith(f"PASS   {PLAYED}")
+    assert err == ""
 
 
 def test_usage_mistakes_exit_2_without_a_traceback(tmp_path: Path) -> None:
@@ -97,6 +149,7 @@ def test_usage_mistakes_exit_2_without_a_traceback(tmp_path: Path) -> None:
     assert "invalid choice: 'moon'" in err
     code, _, err = cli("frobnicate")
     assert code == 2
+    assert "argument COMMAND: invalid choice: 'frobnicate'" in err
     code, out, _ = cli("--help")
     assert code == 0
     assert out.startswith("usage: assistant-flow [-h] COMMAND ...")
@@ -186,9 +239,13 @@ def test_diagram_writes_to_out_and_needs_graphviz_for_the_svg(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    code, _, err = cli("diagram", "--out", str(tmp_path / "drawn"))
+    code, out, err = cli("diagram", "--out", str(tmp_path / "drawn"))
     assert code == 2
     assert "Graphviz `dot` is needed" in err
+    assert "brew install graphviz" in err
+    assert out.splitlines() == [
+        str(tmp_path / "drawn" / name) for name in ("lifecycle.mmd", "lifecycle.dot")
+    ]
     assert (tmp_path / "drawn" / "lifecycle.mmd").read_text() == render_mermaid()
     # A stand-in `dot` that answers with an SVG: all three files are written, and listed.
     bin_dir = tmp_path / "bin"
@@ -222,8 +279,8 @@ def test_the_console_script_and_python_m_run_dialogs(tmp_path: Path) -> None:
         )
         assert done.returncode == 2, done.stderr
         assert done.stdout.startswith(f"PASS   {FED}")
-        assert "Traceback" not in done.stderr
-        assert done.stderr.startswith("assistant-flow: ")
+        assert "Traceback" not in done.stderr + done.stdout
+        assert f"{broken(tmp_path)}:3: unknown step key `whisper`" in done.stdout
         assert "transition" not in done.stdout  # the flow's info logs stay out of the report
 
 
@@ -239,10 +296,20 @@ def test_the_stub_command_serves_until_terminated() -> None:
         serve(process)
 
 
+def read_line(stream: Any, timeout: float) -> str:
+    """The first line the process prints, or a failure after ``timeout`` seconds."""
+    found: list[str] = []
+    reader = threading.Thread(target=lambda: found.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert found, f"no line within {timeout} s"
+    return found[0].strip()
+
+
 def serve(process: subprocess.Popen[str]) -> None:
     try:
         assert process.stdout is not None
-        url = process.stdout.readline().strip()
+        url = read_line(process.stdout, timeout=30)
         assert url.startswith("http://127.0.0.1:")
         assert httpx.get(f"{url}/_stub/health", timeout=5).status_code == 200
         answer = httpx.get(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from assistant_flow import InvalidInputError
 from assistant_flow.dialogs import (
     ABSENT,
     PayloadMismatchError,
@@ -35,7 +36,7 @@ def test_a_mismatch_lists_missing_unexpected_and_different_fields() -> None:
     expected = {
         "isInAssistantMode": False,
         "lastDeflection.articles.0.visited": 1,
-        "initAssistantPayload": ABSENT,
+        "payload": ABSENT,
         "initAssistantPayload.initialMessages.0.meta": {"template": {"body": "Hello"}},
     }
     with pytest.raises(PayloadMismatchError) as caught:
@@ -45,9 +46,7 @@ def test_a_mismatch_lists_missing_unexpected_and_different_fields() -> None:
         "payload differs in 4 fields:",
         "  different   isInAssistantMode: expected false, got true",
         "  missing     lastDeflection.articles.0.visited: expected 1",
-        '  unexpected  initAssistantPayload: {"assistant": "asst_1", "dialog": "dlg_1", '
-        '"initialMessages": [{"direction": "out", "meta": {"template": {"body": "Hi"}}}], '
-        '"node": "node_1"}',
+        '  unexpected  payload: "billing"',
         "  different   initAssistantPayload.initialMessages.0.meta.template.body: "
         'expected "Hello", got "Hi"',
     ]
@@ -98,3 +97,30 @@ def test_assert_payloads_names_the_index_and_the_count() -> None:
         "  different   (number of payloads): expected 3, got 2",
         '  different   [1].body: expected "y", got "x"',
     ]
+
+
+def test_exact_applies_below_a_dotted_path() -> None:
+    # `exact` with a dotted key used to check only the top level: nested extras slipped by.
+    found = payload_differences(
+        FIRST_REPLY,
+        {
+            "conversationId": "conv_1",
+            "body": "Billing",
+            "payload": "billing",
+            "isInAssistantMode": True,
+            "initAssistantPayload.node": "node_1",
+        },
+        exact=True,
+    )
+    assert [(d.kind, d.path) for d in found] == [
+        ("unexpected", "initAssistantPayload.assistant"),
+        ("unexpected", "initAssistantPayload.dialog"),
+        ("unexpected", "initAssistantPayload.initialMessages"),
+    ]
+
+
+def test_absent_below_a_missing_parent_passes_and_a_clash_is_refused() -> None:
+    assert_payload({"body": "x"}, {"lastDeflection.articles.0.visited": ABSENT})
+    with pytest.raises(InvalidInputError, match="`payload` is named twice") as caught:
+        assert_payload(FIRST_REPLY, {"payload": "billing", "payload.x": 1})
+    assert caught.value.field == "payload"

@@ -155,6 +155,139 @@ MISTAKES = [
         id="exact-not-bool",
     ),
     pytest.param("titel: x\nsteps: [{say: hi}]\n", 1, "titel", "unknown key `titel`", id="top-key"),
+    # The review's probes (review-dialogs-probes/probe*): each passed or crashed before.
+    pytest.param(
+        "assistant: asst_support\nsteps:\n  - choose: Billing\n    expect: {payload: WRONG}\n"
+        "    events: [onMessageReceived]\n    expect: {isInAssistantMode: true}\n",
+        6,
+        "expect",
+        "`expect` given twice (first on line 4)",
+        id="p01-duplicate-step-key",
+    ),
+    pytest.param(
+        "steps:\n  - say: hi\n    expect:\n      payload: WRONG\n      payload: billing\n",
+        5,
+        "payload",
+        "`payload` given twice (first on line 4)",
+        id="p02-duplicate-expected-field",
+    ),
+    pytest.param(
+        "steps:\n  - say: hi\nsteps:\n  - say: ho\n",
+        3,
+        "steps",
+        "`steps` given twice (first on line 1)",
+        id="p11-duplicate-top-key",
+    ),
+    pytest.param(
+        "steps:\n  - choose: Nope\n    error: UnknownChoiceError\n    expect: {payload: x}\n",
+        4,
+        "steps.1.expect",
+        "`expect` cannot go with `error`",
+        id="p04-expect-with-error",
+    ),
+    pytest.param(
+        "assistant: asst_support\nsteps:\n  - choose: Nope\n    error: UnknownChoiceError\n"
+        "    events: [onMessageReceived]\n",
+        5,
+        "steps.1.events",
+        "`events` cannot go with `error`",
+        id="events-with-error",
+    ),
+    pytest.param(
+        "steps:\n  - say: hi\n  - say: no\n",
+        3,
+        "steps.2.say",
+        '`steps.2.say` must be non-empty text; YAML read `no` as false; quote it: "no"',
+        id="p06-yaml-no",
+    ),
+    pytest.param(
+        "steps:\n  - choose: 12:30\n",
+        2,
+        "steps.1.choose",
+        'YAML read `12:30` as the number 750; quote it: "12:30"',
+        id="yaml-sexagesimal",
+    ),
+    pytest.param(
+        "steps:\n  - say: hi\n    expect:\n"
+        "      lastDeflection: {articles: [{id: k, visted: 1}]}\n",
+        4,
+        "steps.1.expect.lastDeflection.articles.0.visted",
+        "`lastDeflection.articles.0` has no field `visted`",
+        id="p07-field-inside-a-list",
+    ),
+    pytest.param(
+        "steps:\n  - say: hi\n    expect: {attachments.0.colour: red}\n",
+        3,
+        "steps.1.expect.attachments.0.colour",
+        "`attachments.0` has no field `colour`",
+        id="attachment-field",
+    ),
+    pytest.param(
+        "steps:\n  - say: hi\n    expect: {deliveryScope: x}\n",
+        3,
+        "steps.1.expect.deliveryScope",
+        "`deliveryScope` is not a field of a sendMessage payload",
+        id="field-not-on-the-wire",
+    ),
+    pytest.param(
+        "init: {assistent: a, dialog: d, node: n}\nsteps:\n  - say: hi\n",
+        1,
+        None,
+        "`init.assistent` is not in initAssistant's answer",
+        id="p09-init-typo",
+    ),
+    pytest.param(
+        "name: x\ninit:\n  assistant: a\n  dialog: d\n  node: n\n  initialMessages: 5\n"
+        "steps:\n  - say: hi\n",
+        6,
+        "init.initialMessages",
+        "`init` is not a valid initAssistant answer: `initialMessages`: pass a list (got int)",
+        id="b1-init-wrong-type",
+    ),
+    pytest.param(
+        "assistant: asst_suport\nsteps:\n  - choose: Billing\n",
+        1,
+        "assistant",
+        "no assistant 'asst_suport' in the shipped support.yaml; known: asst_support",
+        id="p12-unknown-played-assistant",
+    ),
+    pytest.param(
+        "steps:\n  - choose: One\n    expect: {payload: 1}\n",
+        3,
+        "payload",
+        "`payload` is text on the wire, so this can never match: YAML read `1` as the number 1; "
+        'quote it: "1"',
+        id="p13-expected-type",
+    ),
+    pytest.param(
+        "steps:\n  - say: hi\n    expect: {isInAssistantMode: 'yes'}\n",
+        3,
+        "isInAssistantMode",
+        "`isInAssistantMode` is true or false on the wire, so this can never match: got str",
+        id="expected-bool",
+    ),
+    pytest.param(
+        "assistant: asst_support\nsteps:\n  - choose: Billing\n  - event: assistant ended\n"
+        "    events: [onAssistantEnded]\n",
+        5,
+        "steps.2.events",
+        "`events` goes with say, choose or attach only",
+        id="p14-events-on-an-event",
+    ),
+    pytest.param(
+        "steps:\n  - visit: kb_1\n    lang: fr\n",
+        3,
+        "steps.1.lang",
+        "`lang` goes with say, choose or attach only: `visit` sends no message",
+        id="lang-on-visit",
+    ),
+    pytest.param(
+        "steps:\n  - attach: {name: a.txt, content: hi, content_type: 5}\n",
+        2,
+        "steps.1.attach.content_type",
+        "`steps.1.attach.content_type` must be text such as text/plain, not int",
+        id="a2-content-type-not-text",
+    ),
 ]
 
 
@@ -331,3 +464,116 @@ def test_exact_and_event_payloads_in_a_script(tmp_path: Path) -> None:
         '  unexpected  initAssistantPayload: {"assistant": "a", "dialog": "d", '
         '"initialMessages": [], "node": "n"}',
     ]
+
+
+def test_a_broken_assistant_file_is_named_at_the_assistants_line(tmp_path: Path) -> None:
+    # probe2/bad: the stub could not load it, and the whole command-line run stopped.
+    script(tmp_path, "assistants: {asst_x: {dialog: d}}\n", "bot.yaml")
+    path = script(tmp_path, "assistant: asst_x\nassistants: bot.yaml\nsteps:\n  - say: Hi\n")
+    with pytest.raises(DialogScriptError) as caught:
+        load_script(path)
+    assert (caught.value.line, caught.value.field) == (2, "assistants")
+    assert f"the assistant file cannot be played: {tmp_path / 'bot.yaml'}: " in str(caught.value)
+
+
+def test_exact_alone_expects_an_empty_payload(tmp_path: Path) -> None:
+    # p03: `exact: true` without `expect` checked nothing and passed.
+    path = script(
+        tmp_path, "init: {assistant: a, dialog: d, node: n}\nsteps:\n  - say: Hi\n    exact: true\n"
+    )
+    assert load_script(path).steps[0].expect == {}
+    result = run_dialog(path)
+    assert result.failure is not None
+    assert result.failure.message.splitlines()[0] == "payload differs in 4 fields:"
+    assert '  unexpected  body: "Hi"' in result.failure.message
+
+
+def test_exact_applies_below_a_dotted_key_in_a_script(tmp_path: Path) -> None:
+    # p05: `initAssistantPayload.node` under `exact` let the other init fields through.
+    path = script(
+        tmp_path,
+        "init: {assistant: a, dialog: d, node: n}\nsteps:\n  - say: Hi\n    exact: true\n"
+        "    expect:\n      body: Hi\n      isInAssistantMode: true\n      conversationId: conv_1\n"
+        "      initAssistantPayload.node: n\n",
+    )
+    result = run_dialog(path)
+    assert result.failure is not None
+    assert [line.split()[1] for line in result.failure.message.splitlines()[1:]] == [
+        "initAssistantPayload.assistant:",
+        "initAssistantPayload.dialog:",
+        "initAssistantPayload.initialMessages:",
+    ]
+
+
+def test_state_is_still_checked_after_an_expected_error(tmp_path: Path) -> None:
+    path = script(
+        tmp_path,
+        "init: {assistant: a, dialog: d, node: n}\nsteps:\n  - choose: Nope\n"
+        "    error: UnknownChoiceError\n    state: ended\n",
+    )
+    result = run_dialog(path)
+    assert result.failure is not None
+    assert (
+        result.failure.message == "state: expected ended after UnknownChoiceError, got in_assistant"
+    )
+    path.write_text(path.read_text().replace("state: ended", "state: in_assistant"))
+    assert run_dialog(path).passed
+
+
+def test_a_bad_fed_message_fails_its_step_with_the_reason(tmp_path: Path) -> None:
+    # p10 and a3: run-time failures, reported at the step's line.
+    path = script(
+        tmp_path,
+        "init: {assistant: a, dialog: d, node: n}\nsteps:\n  - say: Hi\n"
+        "  - assistant: {meta: {template: {templateType: quick_replies, body: x, actions: 5}}}\n",
+    )
+    result = run_dialog(path)
+    assert result.failure is not None
+    assert (result.failure.step, result.failure.line) == (2, 4)
+    assert "`actions`: pass a list (got int)" in result.failure.message
+    path.write_text(
+        "init: {assistant: a, dialog: d, node: n}\nsteps:\n  - event: onMessageReceived\n"
+        "    payload: {body: 5, direction: out}\n"
+    )
+    result = run_dialog(path)
+    assert result.failure is not None
+    assert (result.failure.step, result.failure.line) == (1, 3)
+    assert "`body`: pass a str (got int)" in result.failure.message
+
+
+def test_an_unexpected_exception_carries_the_step_it_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assistant_flow.dialogs import _runner
+
+    def broken(step: Any, session: Any, loaded: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(_runner, "_act", broken)
+    path = script(tmp_path, "init: {assistant: a, dialog: d, node: n}\nsteps:\n  - say: Hi\n")
+    with pytest.raises(RuntimeError, match="boom") as caught:
+        run_dialog(path)
+    assert caught.value.__notes__ == [f"{path}:3: step 1 (say: 'Hi')"]
+
+
+def test_absent_under_a_list_in_a_script(tmp_path: Path, stubs: StubPool) -> None:
+    # p08: a nested absent field that is there fails; one past the list's end passes.
+    text = (
+        "assistant: asst_support\nsteps:\n  - choose: Can't log in\n  - visit: kb_reset\n"
+        "  - choose: Yes, thanks\n    absent: [lastDeflection.articles.0.visited]\n"
+    )
+    result = run_dialog(script(tmp_path, text), stubs=stubs)
+    assert result.failure is not None
+    assert "unexpected  lastDeflection.articles.0.visited: 1" in result.failure.message
+    text = text.replace("articles.0.visited", "articles.2.visited")
+    assert run_dialog(script(tmp_path, text), stubs=stubs).passed
+
+
+def test_dialog_script_error_is_in_the_error_tree() -> None:
+    import assistant_flow
+    from assistant_flow import _exceptions, dialogs
+
+    assert "DialogScriptError" in assistant_flow.__all__
+    assert assistant_flow.DialogScriptError is dialogs.DialogScriptError
+    assert _exceptions.DialogScriptError is dialogs.DialogScriptError
+    assert issubclass(assistant_flow.DialogScriptError, assistant_flow.InvalidInputError)

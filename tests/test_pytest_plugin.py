@@ -40,8 +40,8 @@ def test_dialog_scripts_are_collected_and_run(pytester: pytest.Pytester) -> None
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
-            "*fed_deflection.dialog.yaml::fed_deflection.dialog.yaml PASSED*",
-            "*support_login.dialog.yaml::support_login.dialog.yaml PASSED*",
+            "*fed_deflection.dialog.yaml::fed_deflection PASSED*",
+            "*support_login.dialog.yaml::a customer who cannot log in reaches a person PASSED*",
         ]
     )
     memory = pytester.runpytest_inprocess("--dialog-target", "memory", "-p", "no:cacheprovider")
@@ -152,6 +152,10 @@ def test_the_stub_fixture_plays_the_marked_assistant(pytester: pytest.Pytester) 
 
 def test_the_old_fixtures_module_still_works_beside_the_plugin(pytester: pytest.Pytester) -> None:
     pytester.makeconftest('pytest_plugins = ["assistant_flow.testing.fixtures"]\n')
+    # `pytest --fixtures` crashed when the module re-exported the plugin's fixtures.
+    listing = pytester.runpytest_inprocess("--fixtures", "-p", "no:cacheprovider")
+    assert listing.ret == 0, listing.stdout.str()
+    assert listing.stdout.str().count("kustomer_stub_server [session scope]") == 1
     pytester.makepyfile(
         """
         def test_one(kustomer_stub, kustomer_stub_server):
@@ -209,4 +213,74 @@ def test_yml_files_are_collected_and_a_bad_assistant_file_reads_plainly(
     )
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["dialog bad_bot.dialog.yaml could not start: *bot.yaml*"])
+    result.stdout.fnmatch_lines(
+        [
+            "dialog script error: *bad_bot.dialog.yaml:2: "
+            "the assistant file cannot be played: *bot.yaml*"
+        ]
+    )
+
+
+def test_a_crash_in_a_dialog_names_the_step(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        from assistant_flow.dialogs import _runner
+
+        real_act = _runner._act
+
+        def act(step, session, script):
+            raise RuntimeError("boom")
+
+        def pytest_configure(config):
+            _runner._act = act
+
+        def pytest_unconfigure(config):
+            _runner._act = real_act
+        """
+    )
+    pytester.path.joinpath("crash.dialog.yaml").write_text(
+        "init: {assistant: a, dialog: d, node: n}\nsteps:\n  - say: Hi\n"
+    )
+    # In a subprocess: the conftest patches the runner module, which this process shares.
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "dialog 'crash' crashed: *crash.dialog.yaml:3: step 1 (say: 'Hi'): RuntimeError: boom",
+            "Traceback (most recent call last):",
+        ]
+    )
+
+
+def test_kustomer_stub_for_reads_a_file_next_to_the_test(pytester: pytest.Pytester) -> None:
+    folder = pytester.mkdir("suite")
+    folder.joinpath("shop.yaml").write_text(
+        "assistants:\n  asst_shop:\n    dialog: dlg_shop\n    start: hello\n    nodes:\n"
+        "      hello: {body: Hello, end: handoff}\n"
+    )
+    folder.joinpath("test_shop.py").write_text(
+        textwrap.dedent(
+            """
+            from assistant_flow.testing import StubClient
+
+            def test_shop(kustomer_stub_for):
+                shop = kustomer_stub_for("shop.yaml")
+                with StubClient(shop.url, shop.api_key) as core:
+                    assert core.init_assistant("asst_shop")["dialog"] == "dlg_shop"
+            """
+        )
+    )
+    pytester.runpytest_inprocess("-p", "no:cacheprovider", "suite").assert_outcomes(passed=1)
+
+
+def test_loading_the_plugin_leaves_the_runner_unimported() -> None:
+    code = (
+        "import sys, assistant_flow.dialogs.pytest_plugin\n"
+        "heavy = [m for m in ('assistant_flow.dialogs._runner', 'assistant_flow.dialogs._script',"
+        " 'assistant_flow.dialogs._compare', 'yaml', 'uvicorn') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr

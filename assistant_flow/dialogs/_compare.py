@@ -12,12 +12,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from .._exceptions import InvalidInputError
+
 __all__ = [
     "ABSENT",
     "Difference",
     "PayloadMismatchError",
     "assert_payload",
     "assert_payloads",
+    "expand_dotted",
     "payload_differences",
 ]
 
@@ -89,16 +92,30 @@ def _join(path: str, key: object) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
-def _lookup(value: object, dotted: str) -> object:
-    """The value at a dotted path, or ``_MISSING``; list items by their index."""
-    for part in dotted.split("."):
-        if isinstance(value, Mapping) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
+def expand_dotted(expected: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1}`` as ``{"a": {"b": 1}}``, at every level, so ``exact`` applies to each.
+
+    A path named twice with different values (``a: 1`` beside ``a.b: 2``) raises
+    ``ValueError`` naming it.
+    """
+    nested: dict[str, Any] = {}
+    for key, value in expected.items():
+        parts = str(key).split(".")
+        child = expand_dotted(value) if isinstance(value, Mapping) else value
+        here = nested
+        for depth, part in enumerate(parts[:-1]):
+            inner = here.setdefault(part, {})
+            if not isinstance(inner, dict):
+                raise ValueError(".".join(parts[: depth + 1]))
+            here = inner
+        last = parts[-1]
+        if last in here:
+            if not (isinstance(here[last], dict) and isinstance(child, dict)):
+                raise ValueError(".".join(parts))
+            here[last] = expand_dotted({**here[last], **child})
         else:
-            return _MISSING
-    return value
+            here[last] = child
+    return nested
 
 
 def _equal(expected: object, actual: object) -> bool:
@@ -115,22 +132,22 @@ def _compare(  # noqa: PLR0912 - one branch per kind of value, easier to follow 
         if actual is not _MISSING:
             found.append(Difference("unexpected", path, ABSENT, actual))
         return
-    if actual is _MISSING:
+    if actual is _MISSING and not (isinstance(expected, Mapping) and expected):
+        # A missing parent of named fields is reported field by field (ABSENT ones pass).
         found.append(Difference("missing", path, expected))
         return
-    if isinstance(expected, Mapping) and isinstance(actual, Mapping):
+    if isinstance(expected, Mapping) and isinstance(actual, list):
+        # An expanded ``items.0.field`` path: list items are named by their index.
+        actual = {str(index): item for index, item in enumerate(actual)}
+    if isinstance(expected, Mapping) and (isinstance(actual, Mapping) or actual is _MISSING):
+        present: Mapping[str, Any] = actual if isinstance(actual, Mapping) else {}
         for key, value in expected.items():
-            key_text = str(key)
-            if "." in key_text:
-                _compare(_lookup(actual, key_text), value, _join(path, key_text), exact, found)
-            else:
-                child = actual.get(key_text, _MISSING)
-                _compare(child, value, _join(path, key_text), exact, found)
+            child = present.get(str(key), _MISSING)
+            _compare(child, value, _join(path, key), exact, found)
         if exact:
-            named = {str(key).split(".")[0] for key in expected}
-            for key in actual:
-                if key not in named:
-                    found.append(Difference("unexpected", _join(path, key), actual=actual[key]))
+            for key in present:
+                if key not in expected:
+                    found.append(Difference("unexpected", _join(path, key), actual=present[key]))
         return
     if isinstance(expected, list) and isinstance(actual, list):
         if len(expected) != len(actual):
@@ -147,7 +164,15 @@ def payload_differences(
 ) -> list[Difference]:
     """Every field where ``actual`` is not as ``expected`` says (empty when it matches)."""
     found: list[Difference] = []
-    _compare(actual, expected, "", exact, found)
+    try:
+        nested = expand_dotted(expected)
+    except ValueError as clash:
+        raise InvalidInputError(
+            f"`{clash}` is named twice, once as a value and once as a parent of a dotted path; "
+            "name it once",
+            field=str(clash),
+        ) from None
+    _compare(actual, nested, "", exact, found)
     return found
 
 

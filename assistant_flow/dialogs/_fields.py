@@ -14,10 +14,28 @@ from pydantic import BaseModel
 
 from .._messages import SendMessageOptions
 
-__all__ = ["unknown_wire_field"]
+__all__ = ["unknown_wire_field", "wire_annotation"]
 
 # What a transport adds beside the sendMessage options (docs/http-contract.md).
 _TRANSPORT_FIELDS = {"customerId": str}
+
+
+class _MemoryFile(BaseModel):
+    """The ``file`` of an attachment as ``MemoryTransport`` records it."""
+
+    name: str
+    type: str
+    size: int
+
+
+class _SentAttachment(BaseModel):
+    """An attachment in a payload: ``{file}`` over memory, an uploaded reference over HTTP."""
+
+    file: _MemoryFile
+    id: str
+    name: str
+    contentType: str
+    contentLength: int
 
 
 def _strip_optional(annotation: object) -> object:
@@ -31,6 +49,8 @@ def _strip_optional(annotation: object) -> object:
 def _model_fields(model: type[BaseModel]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name, info in model.model_fields.items():
+        if info.exclude:  # never on the wire (deliveryScope, an attachment's bytes)
+            continue
         fields[info.alias or name] = info.annotation
     return fields
 
@@ -53,14 +73,14 @@ def _child(annotation: object, part: str) -> tuple[bool, object]:
     return False, None  # a scalar has no fields
 
 
-def unknown_wire_field(dotted: str) -> str | None:
-    """``None`` when ``dotted`` can exist in a payload, else the reason it cannot."""
+def wire_annotation(dotted: str) -> tuple[object, str | None]:
+    """The type ``dotted`` has in a payload and ``None``, or ``None`` and why it cannot exist."""
     top: dict[str, object] = {**_model_fields(SendMessageOptions), **_TRANSPORT_FIELDS}
     # Attachments travel in a transport's own shape (a file over memory, an id over HTTP).
-    top["attachments"] = list[dict[str, Any]]
+    top["attachments"] = list[_SentAttachment]
     parts = dotted.split(".")
     if parts[0] not in top:
-        return f"`{parts[0]}` is not a field of a sendMessage payload; known: " + ", ".join(
+        return None, f"`{parts[0]}` is not a field of a sendMessage payload; known: " + ", ".join(
             sorted(top)
         )
     annotation = top[parts[0]]
@@ -68,6 +88,11 @@ def unknown_wire_field(dotted: str) -> str | None:
     for part in parts[1:]:
         ok, annotation = _child(annotation, part)
         if not ok:
-            return f"`{walked}` has no field `{part}`"
+            return None, f"`{walked}` has no field `{part}`"
         walked = f"{walked}.{part}"
-    return None
+    return _strip_optional(annotation), None
+
+
+def unknown_wire_field(dotted: str) -> str | None:
+    """``None`` when ``dotted`` can exist in a payload, else the reason it cannot."""
+    return wire_annotation(dotted)[1]

@@ -29,22 +29,23 @@ from ..transports.http import HTTPTransport
 from ..transports.memory import MemoryTransport
 from ._compare import PayloadMismatchError, payload_differences
 from ._errors import DialogScriptError
+from ._names import SUFFIXES, TARGETS
 from ._script import SENDING_ACTIONS, DialogScript, Step, load_script
 
 if TYPE_CHECKING:
     from ..testing import KustomerStub, StubClient
 
 __all__ = [
-    "TARGETS",
     "DialogResult",
     "OrgSettings",
     "StepFailure",
     "StubPool",
+    "fixed_clock",
+    "iter_scripts",
     "run_dialog",
+    "where_crashed",
 ]
 
-TARGETS = ("auto", "memory", "stub", "org")
-"""Where a dialog's messages go. ``auto``: the stub for a played script, else memory."""
 
 _DIALOG_TITLE_LIMIT = 256  # the stub (and Kustomer) refuse longer session titles
 
@@ -133,7 +134,8 @@ class StubPool:
             stub.stop()
 
 
-def _fixed_clock() -> Callable[[], datetime]:
+def fixed_clock() -> Callable[[], datetime]:
+    """A clock for ``MemoryTransport`` that ticks one second a call, so runs repeat exactly."""
     ticks = itertools.count()
     return lambda: datetime(2026, 1, 1, 10, 0, next(ticks) % 60, tzinfo=UTC)
 
@@ -245,7 +247,7 @@ def _open_session(script: DialogScript, target: str, context: _Context) -> _Sess
     if target == "stub":
         return _stub_session(script, context)
     if target == "memory":
-        memory = MemoryTransport(clock=_fixed_clock())
+        memory = MemoryTransport(clock=fixed_clock())
         flow = Flow(memory, MemoryStore())
         conv = flow.conversation(script.conversation)
         return _Session(flow, conv, script.conversation, lambda: memory.sent)
@@ -308,25 +310,48 @@ def _check(step: Step, session: _Session, sent_before: int, events: list[str]) -
 
 def _run_steps(script: DialogScript, session: _Session, result: DialogResult) -> None:
     for step in script.steps:
-        sent_before = len(session.last_sent())
         try:
-            _act(step, session, script)
-        except AssistantFlowError as error:
-            if step.error is not None and type(error).__name__ == step.error:
-                continue
-            wanted = f" (expected {step.error})" if step.error else ""
-            message = f"{type(error).__name__}: {error}{wanted}"
-            result.failure = StepFailure(step.number, step.line, step.describe(), message)
+            _run_step(script, step, session, result)
+        except Exception as error:
+            # Not a library error: a bug, or a target that broke. Say which step it hit.
+            error.add_note(where_crashed(script, step))
+            raise
+        if result.failure is not None:
             return
-        if step.error is not None:
-            message = f"expected {step.error}, but the step succeeded"
-            result.failure = StepFailure(step.number, step.line, step.describe(), message)
+
+
+def where_crashed(script: DialogScript, step: Step) -> str:
+    """``file:line: step N (...)``: the step an unexpected exception came from."""
+    return f"{script.path}:{step.line}: step {step.number} ({step.describe()})"
+
+
+def _run_step(script: DialogScript, step: Step, session: _Session, result: DialogResult) -> None:
+    """Act, then check; a step not as scripted sets ``result.failure``."""
+    sent_before = len(session.last_sent())
+    try:
+        _act(step, session, script)
+    except AssistantFlowError as error:
+        if step.error is not None and type(error).__name__ == step.error:
+            # The step raised as expected; only `state` can be checked after it.
+            if step.state is not None and session.conv.state != step.state:
+                message = (
+                    f"state: expected {step.state.value} after {step.error}, "
+                    f"got {session.conv.state.value}"
+                )
+                result.failure = StepFailure(step.number, step.line, step.describe(), message)
             return
-        events = session.poll_events() if step.action in SENDING_ACTIONS else []
-        problem = _check(step, session, sent_before, events)
-        if problem is not None:
-            result.failure = StepFailure(step.number, step.line, step.describe(), problem)
-            return
+        wanted = f" (expected {step.error})" if step.error else ""
+        message = f"{type(error).__name__}: {error}{wanted}"
+        result.failure = StepFailure(step.number, step.line, step.describe(), message)
+        return
+    if step.error is not None:
+        message = f"expected {step.error}, but the step succeeded"
+        result.failure = StepFailure(step.number, step.line, step.describe(), message)
+        return
+    events = session.poll_events() if step.action in SENDING_ACTIONS else []
+    problem = _check(step, session, sent_before, events)
+    if problem is not None:
+        result.failure = StepFailure(step.number, step.line, step.describe(), problem)
 
 
 def run_dialog(
@@ -372,10 +397,6 @@ def iter_scripts(paths: list[str]) -> Iterator[Path]:
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            yield from sorted(
-                found
-                for pattern in ("*.dialog.yaml", "*.dialog.yml")
-                for found in path.rglob(pattern)
-            )
+            yield from sorted(found for suffix in SUFFIXES for found in path.rglob(f"*{suffix}"))
         else:
             yield path

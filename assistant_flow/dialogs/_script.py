@@ -6,19 +6,23 @@ loaded, not before, so that importing this package needs only the core dependenc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from pydantic import ValidationError
+
 import assistant_flow
 
 from .._events import KUSTOMER_EVENTS
-from .._exceptions import AssistantFlowError
+from .._exceptions import AssistantFlowError, InvalidInputError
 from .._machine import State
-from ._compare import ABSENT
+from .._messages import InitAssistantResponse
+from .._validation import invalid_input
+from ._compare import ABSENT, expand_dotted
 from ._errors import DialogScriptError
-from ._fields import unknown_wire_field
+from ._fields import wire_annotation
+from ._names import SUFFIXES
 
 if TYPE_CHECKING:
     import yaml
@@ -46,12 +50,13 @@ EVENT_ALIASES = {
 
 _STEP_OPTIONS = {"expect", "absent", "exact", "state", "events", "error", "lang", "payload"}
 _TOP_KEYS = {"name", "assistant", "assistants", "init", "conversation", "customer", "steps"}
-_SUFFIXES = (".dialog.yaml", ".dialog.yml")
+# A step that raises sends nothing, so none of these could be checked; `state` still can.
+_NOT_WITH_ERROR = ("expect", "absent", "exact", "events")
 
 
 def is_dialog_script(path: Path) -> bool:
     """Whether the file name follows the dialog-script convention (``*.dialog.yaml``)."""
-    return path.name.endswith(_SUFFIXES)
+    return path.name.endswith(SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -140,24 +145,59 @@ class _Reader:
     def text(self, node: yaml.Node, where: str) -> str:
         value = self.value(node)
         if not isinstance(value, str) or not value:
-            self.fail(node, f"`{where}` must be non-empty text, not {type(value).__name__}", where)
+            trap = _yaml_trap(node, value)
+            found = f"; {trap}" if trap else f", not {_type_name(value)}"
+            self.fail(node, f"`{where}` must be non-empty text{found}", where)
         return str(value)
+
+
+def _yaml_trap(node: yaml.Node, value: object) -> str | None:
+    """How YAML misread a plain scalar meant as text (``no``, ``on``, ``12:30``), if it did."""
+    import yaml  # noqa: PLC0415
+
+    if not isinstance(node, yaml.ScalarNode) or node.style is not None or value is None:
+        return None
+    if isinstance(value, bool):
+        read = "true" if value else "false"
+    elif isinstance(value, int | float):
+        read = f"the number {value}"
+    elif not isinstance(value, str):
+        read = f"a {type(value).__name__}"
+    else:
+        return None
+    return f'YAML read `{node.value}` as {read}; quote it: "{node.value}"'
+
+
+def _no_duplicate_keys(reader: _Reader, root: yaml.Node) -> None:
+    """Fail at the second occurrence of a key in any mapping; YAML would keep only the last."""
+    import yaml  # noqa: PLC0415
+
+    pending, seen_nodes = [root], set()
+    while pending:
+        node = pending.pop()
+        if id(node) in seen_nodes:  # an alias shares its node
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    line = key_node.start_mark.line + 1
+                    if key_node.value in first:
+                        reader.fail(
+                            key_node,
+                            f"`{key_node.value}` given twice (first on line "
+                            f"{first[key_node.value]}); YAML would keep only the last",
+                            key_node.value,
+                        )
+                    first[key_node.value] = line
+                pending.append(value_node)
+        elif isinstance(node, yaml.SequenceNode):
+            pending.extend(node.value)
 
 
 def _type_name(value: object) -> str:
     return "nothing" if value is None else type(value).__name__
-
-
-def _flatten(expected: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """The dotted leaf paths a (possibly nested) expectation names."""
-    paths = []
-    for key, value in expected.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, Mapping) and value:
-            paths += _flatten(value, path)
-        else:
-            paths.append(path)
-    return paths
 
 
 def _event_name(reader: _Reader, node: yaml.Node, where: str) -> str:
@@ -185,7 +225,55 @@ def _attachment(reader: _Reader, node: yaml.Node, where: str) -> dict[str, Any]:
         value = {**value, "path": str(file)}
     elif not isinstance(value.get("name"), str) or not isinstance(value.get("content"), str):
         reader.fail(node, f"`{where}` needs `path`, or `name` and `content` (text)", where)
+    content_type = value.get("content_type")
+    if content_type is not None and (not isinstance(content_type, str) or not content_type):
+        reader.fail(
+            node,
+            f"`{where}.content_type` must be text such as text/plain, not "
+            f"{_type_name(content_type)}",
+            f"{where}.content_type",
+        )
     return dict(value)
+
+
+def _check_scalar(reader: _Reader, node: yaml.Node, path: str, annotation: object) -> None:
+    """Fail when a leaf cannot equal what the wire model sends there (``payload: 1``)."""
+    value = reader.value(node)
+    if value is None or annotation not in (str, bool, int):
+        return
+    fits = (
+        isinstance(value, str)
+        if annotation is str
+        else isinstance(value, bool)
+        if annotation is bool
+        else isinstance(value, int) and not isinstance(value, bool)
+    )
+    if fits:
+        return
+    wanted = {str: "text", bool: "true or false", int: "a whole number"}[annotation]
+    trap = _yaml_trap(node, value) if annotation is str else None
+    found = trap or f"got {_type_name(value)}"
+    reader.fail(node, f"`{path}` is {wanted} on the wire, so this can never match: {found}", path)
+
+
+def _check_expected(reader: _Reader, node: yaml.Node, path: str, where: str) -> None:
+    """Check every field a (nested) expectation names, and its leaves' types, at their lines."""
+    import yaml  # noqa: PLC0415
+
+    children: list[tuple[str, yaml.Node, yaml.Node]] = []
+    if isinstance(node, yaml.MappingNode):
+        children = reader.mapping(node, f"{where}.{path}" if path else where)
+    elif isinstance(node, yaml.SequenceNode):
+        children = [(str(index), item, item) for index, item in enumerate(node.value)]
+    for key, key_node, value_node in children:
+        full = f"{path}.{key}" if path else key
+        annotation, problem = wire_annotation(full)
+        if problem:
+            reader.fail(key_node, problem, f"{where}.{full}")
+        if isinstance(value_node, yaml.ScalarNode):
+            _check_scalar(reader, value_node, full, annotation)
+        else:
+            _check_expected(reader, value_node, full, where)
 
 
 def _expectation(
@@ -193,20 +281,21 @@ def _expectation(
 ) -> dict[str, Any]:
     expected: dict[str, Any] = {}
     if node is not None:
-        for key, key_node, value_node in reader.mapping(node, where):
-            value = reader.value(value_node)
-            paths = _flatten({key: value})
-            for path in paths:
-                problem = unknown_wire_field(path)
-                if problem:
-                    reader.fail(key_node, problem, f"{where}.{key}")
-            expected[key] = value
+        _check_expected(reader, node, "", where)
+        expected = dict(reader.value(node))
     for name, name_node in absent:
-        problem = unknown_wire_field(name)
+        problem = wire_annotation(name)[1]
         if problem:
             reader.fail(name_node, problem, f"{where}.absent")
         expected[name] = ABSENT
-    return expected
+    try:
+        return expand_dotted(expected)
+    except ValueError as clash:
+        reader.fail(
+            node if node is not None else absent[0][1],
+            f"`{clash}` is named twice (as a value and as part of a dotted path); name it once",
+            f"{where}.{clash}",
+        )
 
 
 # One branch per step key keeps each check next to its message.
@@ -233,6 +322,25 @@ def _step(  # noqa: PLR0912, PLR0915
         found = ", ".join(actions) or "none"
         reader.fail(node, f"a step takes exactly one action ({', '.join(ACTIONS)}); found {found}")
     action = actions[0]
+    if "error" in keys:
+        for option in _NOT_WITH_ERROR:
+            if option in keys:
+                reader.fail(
+                    keys[option][0],
+                    f"`{option}` cannot go with `error`: a step that raises sends nothing, so "
+                    "there is nothing to check but `state`; move it to a step of its own",
+                    f"{where}.{option}",
+                )
+    if action not in SENDING_ACTIONS:
+        for option in ("lang", "events", "exact"):
+            if option in keys:
+                reader.fail(
+                    keys[option][0],
+                    f"`{option}` goes with say, choose or attach only: `{action}` sends no "
+                    "message"
+                    + (", so the stub emits no events for it" if option == "events" else ""),
+                    f"{where}.{option}",
+                )
     action_node = keys[action][1]
     line = node.start_mark.line + 1
     options: dict[str, Any] = {}
@@ -292,6 +400,8 @@ def _step(  # noqa: PLR0912, PLR0915
         if not isinstance(exact, bool):
             reader.fail(keys["exact"][1], "`exact` must be true or false", f"{where}.exact")
         options["exact"] = exact
+        if exact and "expect" not in options:
+            options["expect"] = {}  # `exact` alone: the payload must have no field at all
     if "state" in keys:
         state = reader.value(keys["state"][1])
         if state not in {member.value for member in State}:
@@ -326,6 +436,58 @@ def _step(  # noqa: PLR0912, PLR0915
     return Step(number=number, line=line, action=action, argument=argument, **options)
 
 
+def _init(reader: _Reader, node: yaml.Node) -> dict[str, Any]:
+    """The ``init`` mapping, checked as initAssistant's answer, each mistake at its line."""
+    init = reader.value(node)
+    if not isinstance(init, dict):
+        reader.fail(node, f"`init` must be a mapping, not {_type_name(init)}", "init")
+    known = {
+        name
+        for field_name, info in InitAssistantResponse.model_fields.items()
+        for name in (field_name, info.alias or field_name)
+    }
+    lines = {}
+    for key, key_node, _ in reader.mapping(node, "init"):
+        lines[key] = key_node
+        if key not in known:
+            listing = ", ".join(
+                sorted(info.alias or n for n, info in InitAssistantResponse.model_fields.items())
+            )
+            reader.fail(
+                key_node, f"`init.{key}` is not in initAssistant's answer; known: {listing}"
+            )
+    try:
+        InitAssistantResponse.model_validate(init)
+    except ValidationError as error:
+        problem = invalid_input(error, "`init` is not a valid initAssistant answer")
+        first = str(problem.field or "").split(".")[0]
+        reader.fail(lines.get(first, node), str(problem), f"init.{problem.field}")
+    return dict(init)
+
+
+def _check_assistant(
+    reader: _Reader, top: dict[str, tuple[yaml.Node, yaml.Node]], values: dict[str, Any]
+) -> None:
+    """Fail at the ``assistant`` line when the assistant file does not have that assistant."""
+    try:
+        from ..testing._assistants import load_assistants  # noqa: PLC0415 - the `stub` extra
+    except ImportError:  # the stub target will say what to install
+        return
+    source = values.get("assistants")
+    shown = str(source) if source is not None else "the shipped support.yaml"
+    try:
+        known = load_assistants(source)
+    except InvalidInputError as error:
+        culprit = top["assistants"][1] if "assistants" in top else top["assistant"][1]
+        reader.fail(culprit, f"the assistant file cannot be played: {error}", "assistants")
+    if values["assistant"] not in known:
+        reader.fail(
+            top["assistant"][1],
+            f"no assistant {values['assistant']!r} in {shown}; known: {', '.join(sorted(known))}",
+            "assistant",
+        )
+
+
 def load_script(path: str | Path) -> DialogScript:  # noqa: PLR0912, PLR0915 - as _step
     """Read and check a dialog script; a mistake raises :class:`DialogScriptError`."""
     try:
@@ -352,6 +514,7 @@ def load_script(path: str | Path) -> DialogScript:  # noqa: PLR0912, PLR0915 - a
         raise DialogScriptError(f"invalid YAML: {error}", path=file) from error
     if root is None:
         raise DialogScriptError("the script is empty; it needs `steps`", path=file, line=1)
+    _no_duplicate_keys(reader, root)
     top = {key: (key_node, value_node) for key, key_node, value_node in reader.mapping(root, "")}
     for key, (key_node, _) in top.items():
         if key not in _TOP_KEYS:
@@ -381,21 +544,20 @@ def load_script(path: str | Path) -> DialogScript:  # noqa: PLR0912, PLR0915 - a
                 "its own; drop one of them",
                 "init",
             )
-        init = reader.value(top["init"][1])
-        if not isinstance(init, dict):
-            reader.fail(top["init"][1], f"`init` must be a mapping, not {_type_name(init)}", "init")
-        values["init"] = init
+        values["init"] = _init(reader, top["init"][1])
     if "steps" not in top:
         raise DialogScriptError("the script has no `steps`", path=file, line=1, field="steps")
     steps_node = top["steps"][1]
     if not isinstance(steps_node, yaml.SequenceNode) or not steps_node.value:
         reader.fail(steps_node, "`steps` must be a non-empty list", "steps")
     played = "assistant" in values
+    if played:
+        _check_assistant(reader, top, values)
     steps = tuple(
         _step(reader, node, number, played) for number, node in enumerate(steps_node.value, 1)
     )
     default_name = file.name
-    for suffix in _SUFFIXES:
+    for suffix in SUFFIXES:
         default_name = default_name.removesuffix(suffix)
     name = values.pop("name", default_name)
     lines = {key: key_node.start_mark.line + 1 for key, (key_node, _) in top.items()}

@@ -10,31 +10,26 @@ Installing assistant-flow is enough. It gives:
   and run on ``--dialog-target`` (``auto`` by default);
 * ``assert_payload`` / ``assert_payloads`` live in :mod:`assistant_flow.dialogs`.
 
-This module imports only the core: uvicorn and PyYAML (the ``stub`` extra) are imported when
-a stub fixture or a dialog script is used, so projects without the extra still run pytest.
+This module holds hooks, a file-name check and constants only: the flow, the stores and the
+runner are imported inside the fixtures and the dialog items that use them, so that every
+pytest start stays quick; uvicorn and PyYAML (the ``stub`` extra) are imported only when a
+stub fixture or a dialog script is used, so projects without the extra still run pytest.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .._exceptions import InvalidInputError
-from .._flow import AsyncFlow, Flow
-from ..stores.memory import MemoryStore
-from ..transports.memory import MemoryTransport
-from ._errors import DialogScriptError
-from ._runner import TARGETS, StubPool, run_dialog
-from ._script import is_dialog_script
+from ._names import SUFFIXES, TARGETS
 
 if TYPE_CHECKING:
+    from .._flow import AsyncFlow, Flow
     from ..testing import KustomerStub
-    from ._runner import DialogResult
+    from ._runner import DialogResult, StubPool
 
 __all__ = [
     "DialogFile",
@@ -46,7 +41,7 @@ __all__ = [
     "memory_flow",
 ]
 
-_POOL = pytest.StashKey[StubPool]()
+_POOL = pytest.StashKey["StubPool"]()
 _MARKER = "kustomer_assistants"
 
 
@@ -70,8 +65,6 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{_MARKER}(path): the kustomer_stub fixture plays this assistant YAML file "
         "(relative to the test file)",
     )
-    if _POOL not in config.stash:
-        config.stash[_POOL] = StubPool()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -83,17 +76,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _pool(config: pytest.Config) -> StubPool:
-    if _POOL not in config.stash:  # a plugin registered after configure: create lazily
+    if _POOL not in config.stash:  # the first test that needs a stub creates the pool
+        from ._runner import StubPool  # noqa: PLC0415 - imported when first needed
+
         config.stash[_POOL] = StubPool()
     return config.stash[_POOL]
 
 
 # --- fixtures --------------------------------------------------------------------------------
-
-
-def _clock() -> Callable[[], datetime]:
-    ticks = itertools.count()
-    return lambda: datetime(2026, 1, 1, 10, 0, next(ticks) % 60, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -102,13 +92,19 @@ def memory_flow() -> Flow:
 
     ``memory_flow.transport.sent`` holds every wire payload in order.
     """
-    return Flow(MemoryTransport(clock=_clock()), MemoryStore())
+    from .. import Flow, MemoryStore, MemoryTransport  # noqa: PLC0415 - see the docstring
+    from ._runner import fixed_clock  # noqa: PLC0415
+
+    return Flow(MemoryTransport(clock=fixed_clock()), MemoryStore())
 
 
 @pytest.fixture
 def async_memory_flow() -> AsyncFlow:
     """An ``AsyncFlow`` on a fresh ``MemoryTransport`` (a fixed clock) and ``MemoryStore``."""
-    return AsyncFlow(MemoryTransport(clock=_clock()), MemoryStore())
+    from .. import AsyncFlow, MemoryStore, MemoryTransport  # noqa: PLC0415
+    from ._runner import fixed_clock  # noqa: PLC0415
+
+    return AsyncFlow(MemoryTransport(clock=fixed_clock()), MemoryStore())
 
 
 @pytest.fixture(scope="session")
@@ -120,17 +116,25 @@ def kustomer_stub_server(pytestconfig: pytest.Config) -> KustomerStub:
     return _pool(pytestconfig).get(None)
 
 
+def _beside_test(request: pytest.FixtureRequest, path: str | Path) -> Path:
+    """A relative assistant file is read next to the test's file, wherever pytest runs."""
+    found = Path(path)
+    return found if found.is_absolute() else Path(request.node.path).parent / found
+
+
 @pytest.fixture
-def kustomer_stub_for(pytestconfig: pytest.Config) -> Callable[[str | Path], KustomerStub]:
+def kustomer_stub_for(
+    request: pytest.FixtureRequest, pytestconfig: pytest.Config
+) -> Callable[[str | Path], KustomerStub]:
     """``kustomer_stub_for("bot.yaml")``: a started stub playing that file, reset for you.
 
-    Each file's stub is started once a session; a relative path is read from the current
-    directory (pytest's rootdir, usually).
+    Each file's stub is started once a session; a relative path is read next to the test's
+    file, as the ``kustomer_assistants`` marker's is.
     """
     pool = _pool(pytestconfig)
 
     def get(assistants: str | Path) -> KustomerStub:
-        return pool.get(assistants)
+        return pool.get(_beside_test(request, assistants))
 
     return get
 
@@ -147,10 +151,7 @@ def kustomer_stub(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -
         return _pool(pytestconfig).get(None)
     if len(marker.args) != 1 or not isinstance(marker.args[0], str | Path):
         raise pytest.UsageError(f"@pytest.mark.{_MARKER} takes one path, e.g. ('bot.yaml')")
-    path = Path(marker.args[0])
-    if not path.is_absolute():
-        path = Path(request.node.path).parent / path
-    return _pool(pytestconfig).get(path)
+    return _pool(pytestconfig).get(_beside_test(request, marker.args[0]))
 
 
 # --- dialog scripts as test items ------------------------------------------------------------
@@ -158,7 +159,7 @@ def kustomer_stub(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> DialogFile | None:
     """Collect ``*.dialog.yaml`` and ``*.dialog.yml`` files as dialog tests."""
-    if is_dialog_script(file_path):
+    if file_path.name.endswith(SUFFIXES):
         collected: DialogFile = DialogFile.from_parent(parent, path=file_path)
         return collected
     return None
@@ -168,8 +169,20 @@ class DialogFile(pytest.File):
     """A dialog script file: one test item, the path it describes."""
 
     def collect(self) -> Iterator[DialogItem]:
-        """The script's single item (its name, if it gives one, shows in the test id)."""
-        yield DialogItem.from_parent(self, name=self.path.name)
+        """The script's single item, named by the script's ``name`` (else the file's stem)."""
+        from ._script import load_script  # noqa: PLC0415 - see the module docstring
+
+        name = self.path.name
+        for suffix in SUFFIXES:
+            name = name.removesuffix(suffix)
+        script = None
+        try:
+            script = load_script(self.path)
+        except Exception:  # noqa: S110 - the item's run reports the mistake at its line
+            pass
+        else:
+            name = script.name
+        yield DialogItem.from_parent(self, name=name)
 
 
 class DialogFailedError(AssertionError):
@@ -181,13 +194,26 @@ class DialogFailedError(AssertionError):
         self.result = result
 
 
+class DialogCrashedError(Exception):
+    """An exception that is not the library's came out of a dialog step; it is the cause."""
+
+
 class DialogItem(pytest.Item):
     """One dialog script run as a test, on the session's ``--dialog-target``."""
 
     def runtest(self) -> None:
         """Run the script; fail with the step, its line and the difference."""
+        from .._exceptions import AssistantFlowError  # noqa: PLC0415 - see the docstring
+        from ._runner import run_dialog  # noqa: PLC0415
+
         target = self.config.getoption("--dialog-target")
-        result = run_dialog(self.path, target=target, stubs=_pool(self.config))
+        try:
+            result = run_dialog(self.path, target=target, stubs=_pool(self.config))
+        except AssistantFlowError:
+            raise
+        except Exception as error:
+            where = "; ".join(getattr(error, "__notes__", ())) or str(self.path)
+            raise DialogCrashedError(f"{where}: {type(error).__name__}: {error}") from error
         if not result.passed:
             raise DialogFailedError(result)
 
@@ -197,9 +223,17 @@ class DialogItem(pytest.Item):
         style: Any = None,  # noqa: ANN401 - pytest's own TracebackStyle, private
     ) -> str:
         """The step and the differences for a failed dialog, file:line for a script mistake."""
+        from .._exceptions import DialogScriptError, InvalidInputError  # noqa: PLC0415
+
         error = excinfo.value
         if isinstance(error, DialogFailedError):
             return f"dialog {error.result.script.name!r} failed on {error.result.target}:\n{error}"
+        if isinstance(error, DialogCrashedError) and error.__cause__ is not None:
+            # A bug, most likely: the step, then where the exception came from.
+            import traceback  # noqa: PLC0415
+
+            cause = "".join(traceback.format_exception(error.__cause__)).rstrip()
+            return f"dialog {self.name!r} crashed: {error}\n\n{cause}"
         if isinstance(error, DialogScriptError):
             return f"dialog script error: {error}"
         if isinstance(error, InvalidInputError):  # say, the assistant file the stub plays
@@ -208,4 +242,4 @@ class DialogItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         """Where pytest says the test lives."""
-        return self.path, 0, f"dialog: {self.path.name}"
+        return self.path, 0, f"dialog: {self.name}"

@@ -9,8 +9,8 @@
         init = client.init_assistant("asst_support")  # initAssistant's answer
         ...
 
-Tests get a started stub from the ``kustomer_stub`` fixture with
-``pytest_plugins = ["assistant_flow.testing.fixtures"]`` in ``conftest.py``. From a shell:
+Tests get a started stub from the ``kustomer_stub`` fixture, which the assistant_flow pytest
+plugin provides once the package is installed (no ``conftest.py`` line needed). From a shell:
 ``python -m assistant_flow.testing.stub --port 0``.
 """
 

@@ -1,12 +1,8 @@
-"""The stub's pytest fixtures, kept for ``pytest_plugins = ["assistant_flow.testing.fixtures"]``.
+"""Formerly the stub's pytest fixtures; they now come with the assistant_flow pytest plugin.
 
-They now live in the assistant_flow pytest plugin (``assistant_flow.dialogs.pytest_plugin``),
-which installing the package loads by itself; this module re-exports the same fixtures, so a
-``conftest.py`` that still names it keeps working and gets the very same stub.
+Installing assistant-flow registers the plugin (``assistant_flow.dialogs.pytest_plugin``,
+through the ``pytest11`` entry point), which gives ``kustomer_stub``, ``kustomer_stub_for``,
+``kustomer_stub_server`` and the flow fixtures. This module defines nothing, so a
+``conftest.py`` that still says ``pytest_plugins = ["assistant_flow.testing.fixtures"]`` keeps
+working (and ``pytest --fixtures`` lists each fixture once); the line can be deleted.
 """
-
-from __future__ import annotations
-
-from ..dialogs.pytest_plugin import kustomer_stub, kustomer_stub_server
-
-__all__ = ["kustomer_stub", "kustomer_stub_server"]

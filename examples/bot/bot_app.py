@@ -177,7 +177,10 @@ def main() -> None:
     from assistant_flow.testing import KustomerStub  # noqa: PLC0415 - as uvicorn
 
     with KustomerStub() as stub:
-        print(f"No KUSTOMER_BASE_URL: messages go to a local Kustomer stub at {stub.url}")
+        # Flushed: under a pipe, print would hold the line back until the bot exits.
+        print(
+            f"No KUSTOMER_BASE_URL: messages go to a local Kustomer stub at {stub.url}", flush=True
+        )
         transport = AsyncHTTPTransport(stub.url, api_key=stub.api_key)
         uvicorn.run(
             create_app(AsyncFlow(transport, store)), port=int(os.environ.get("PORT", "8080"))

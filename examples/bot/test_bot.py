@@ -16,7 +16,7 @@ from bot_app import create_app
 
 from assistant_flow import AsyncFlow, AsyncHTTPTransport, MemoryStore
 from assistant_flow.dialogs import ABSENT, assert_payload, assert_payloads
-from assistant_flow.testing import AsyncStubClient, KustomerStub
+from assistant_flow.testing import AsyncStubClient, KustomerStub, StubClient
 
 ASSISTANT = Path(__file__).parent / "assistant.yaml"
 
@@ -138,6 +138,10 @@ async def test_a_failed_send_is_a_502_and_moves_nothing(async_memory_flow: Async
 
 
 def test_the_bot_uses_a_stub_per_assistant_file(
-    kustomer_stub_for: Callable[[Path], KustomerStub],
+    kustomer_stub_for: Callable[[str | Path], KustomerStub],
 ) -> None:
-    assert kustomer_stub_for(ASSISTANT).url.startswith("http://127.0.0.1:")
+    # A path relative to this file, wherever pytest is started from.
+    shop = kustomer_stub_for("assistant.yaml")
+    assert shop is kustomer_stub_for(ASSISTANT)  # one stub a file, reused
+    with StubClient(shop.url, shop.api_key) as core:
+        assert core.init_assistant("asst_shop")["dialog"] == "dlg_shop"
