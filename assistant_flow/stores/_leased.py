@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import secrets
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
 
 from .._conversation import ConversationRecord
 from .._exceptions import StoreUnavailableError
@@ -46,10 +46,17 @@ __all__ = [
 ]
 
 
-class Leasing(Protocol):
-    """What a sync store provides for :class:`LeaseLock` and :class:`LeasedSession`."""
+_L = TypeVar("_L")  # Leasing or AsyncLeasing
 
-    def _take(self, conversation_id: str, token: str) -> Any: ...  # noqa: ANN401 - store's own
+
+class Leasing(Protocol):
+    """What a sync store provides for :class:`LeaseLock` and :class:`LeasedSession`.
+
+    ``taken`` is whatever the store's ``_take`` returned, only ever handed back to the same
+    store's ``_load_taken``; its type is the store's business, hence ``Any``.
+    """
+
+    def _take(self, conversation_id: str, token: str) -> Any: ...  # noqa: ANN401
     def _load_taken(self, conversation_id: str, taken: Any) -> ConversationRecord | None: ...  # noqa: ANN401
     def _release(self, conversation_id: str, token: str) -> None: ...
     def _save_and_release(self, record: ConversationRecord, expected: int, token: str) -> None: ...
@@ -80,15 +87,21 @@ def log_unlock_failed(conversation_id: str, exc: StoreUnavailableError) -> None:
     get_logger().warning("unlock_failed", conversation_id=conversation_id, error=str(exc))
 
 
-class LeaseLock:
-    """A conversation's lease for a ``with`` block: taken on entry, released on exit."""
+class _Lease(Generic[_L]):
+    """A lease on one conversation, with the token that will own it."""
 
     __slots__ = ("_store", "_token", "conversation_id")
 
-    def __init__(self, store: Leasing, conversation_id: str) -> None:
+    def __init__(self, store: _L, conversation_id: str) -> None:
         self._store = store
         self.conversation_id = conversation_id
         self._token = new_token()
+
+
+class LeaseLock(_Lease[Leasing]):
+    """A conversation's lease for a ``with`` block: taken on entry, released on exit."""
+
+    __slots__ = ()
 
     def __enter__(self) -> None:
         self._store._take(self.conversation_id, self._token)
@@ -102,15 +115,10 @@ class LeaseLock:
         self._store._release(self.conversation_id, self._token)
 
 
-class AsyncLeaseLock:
+class AsyncLeaseLock(_Lease[AsyncLeasing]):
     """A conversation's lease for an ``async with`` block; see :class:`LeaseLock`."""
 
-    __slots__ = ("_store", "_token", "conversation_id")
-
-    def __init__(self, store: AsyncLeasing, conversation_id: str) -> None:
-        self._store = store
-        self.conversation_id = conversation_id
-        self._token = new_token()
+    __slots__ = ()
 
     async def __aenter__(self) -> None:
         await self._store._take(self.conversation_id, self._token)

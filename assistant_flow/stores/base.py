@@ -102,16 +102,18 @@ class AsyncStore(ABC):
 
 
 class _Step(Generic[_S]):
-    """What a flow step holds, sync or async: the loaded record and the one staged to save."""
+    """What a flow step holds, sync or async: the loaded record and the one staged to save.
 
-    __slots__ = ("_pending", "_store", "conversation_id", "record")
+    The sessions set these attributes in their own ``__init__``: a call to a shared one
+    would be paid on every send (a measurable part of a MemoryStore send).
+    """
 
-    def __init__(self, store: _S, conversation_id: str) -> None:
-        self._store = store
-        self.conversation_id = conversation_id
-        self.record: ConversationRecord | None = None
-        """The record loaded on entry, or ``None`` if the conversation has none yet."""
-        self._pending: ConversationRecord | None = None
+    __slots__ = ("_lock", "_pending", "_store", "conversation_id", "record")
+    _store: _S
+    conversation_id: str
+    record: ConversationRecord | None
+    """The record loaded on entry, or ``None`` if the conversation has none yet."""
+    _pending: ConversationRecord | None
 
     def save(self, record: ConversationRecord) -> None:
         """Stage ``record``; it is saved when the block ends without an exception."""
@@ -130,11 +132,15 @@ class StoreSession(_Step[Store]):
     better (fewer round trips) subclass it and return their subclass from ``session``.
     """
 
-    __slots__ = ("_lock",)
+    __slots__ = ()
+    _lock: AbstractContextManager[None] | None
 
     def __init__(self, store: Store, conversation_id: str) -> None:
-        super().__init__(store, conversation_id)
-        self._lock: AbstractContextManager[None] | None = None
+        self._store = store
+        self.conversation_id = conversation_id
+        self.record = None
+        self._pending = None
+        self._lock = None
 
     def __enter__(self) -> StoreSession:
         lock = self._store.lock(self.conversation_id)
@@ -165,11 +171,15 @@ class StoreSession(_Step[Store]):
 class AsyncStoreSession(_Step[AsyncStore]):
     """The asyncio twin of :class:`StoreSession`: ``async with store.asession(id) as held``."""
 
-    __slots__ = ("_lock",)
+    __slots__ = ()
+    _lock: AbstractAsyncContextManager[None] | None
 
     def __init__(self, store: AsyncStore, conversation_id: str) -> None:
-        super().__init__(store, conversation_id)
-        self._lock: AbstractAsyncContextManager[None] | None = None
+        self._store = store
+        self.conversation_id = conversation_id
+        self.record = None
+        self._pending = None
+        self._lock = None
 
     async def __aenter__(self) -> AsyncStoreSession:
         lock = self._store.alock(self.conversation_id)

@@ -5,7 +5,7 @@ without it, and only using these classes imports it.
 
 Keys, for a conversation ``c`` and the default prefix: ``assistant_flow:{c}`` holds the JSON
 record (never pickle) and ``assistant_flow:{c}:lock`` the lock's owner token. The braces keep
-both keys in one Redis Cluster slot, so the scripts below may touch both.
+both keys in one Redis Cluster slot, so one script (see ``_redis_scripts``) may touch both.
 
 A flow step costs two round trips, each one Lua script run atomically by Redis:
 
