@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
-__all__ = ["Backoff"]
+from .._exceptions import LockTimeoutError
+
+__all__ = ["Backoff", "timed_out"]
 
 _FIRST_POLL = 0.001
 _MAX_POLL = 0.05
@@ -36,3 +38,11 @@ class Backoff:
             pause = self._pause
             self._pause = min(pause * 2, _MAX_POLL)
         return max(_FIRST_POLL, min(pause, _MAX_POLL, remaining))
+
+
+def timed_out(conversation_id: str, lock_timeout: float, where: str = "") -> LockTimeoutError:
+    """The error for a lock not taken within ``lock_timeout``; ``where`` names the store."""
+    suffix = f" ({where})" if where else ""
+    return LockTimeoutError(
+        f"conversation {conversation_id!r} stayed locked for more than {lock_timeout} s{suffix}"
+    )

@@ -18,11 +18,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from types import TracebackType
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
 from .._conversation import ConversationRecord
 
 __all__ = ["AsyncStore", "AsyncStoreSession", "Store", "StoreSession"]
+
+_S = TypeVar("_S")
 
 
 class Store(ABC):
@@ -99,31 +101,46 @@ class AsyncStore(ABC):
         """Release connections or files the store opened. The default holds none."""
 
 
-class StoreSession:
-    """A conversation locked and loaded for one flow step; see :meth:`Store.session`.
+class _Step(Generic[_S]):
+    """What a flow step holds, sync or async: the loaded record and the one staged to save.
 
-    This default composes the store's ``lock``, ``load`` and ``save``. Stores that can do
-    better (fewer round trips) subclass it and return their subclass from ``session``.
+    The sessions set these attributes in their own ``__init__``: a call to a shared one
+    would be paid on every send (a measurable part of a MemoryStore send).
     """
 
     __slots__ = ("_lock", "_pending", "_store", "conversation_id", "record")
-
-    def __init__(self, store: Store, conversation_id: str) -> None:
-        self._store = store
-        self.conversation_id = conversation_id
-        self.record: ConversationRecord | None = None
-        """The record loaded on entry, or ``None`` if the conversation has none yet."""
-        self._pending: ConversationRecord | None = None
-        self._lock: AbstractContextManager[None] | None = None
+    _store: _S
+    conversation_id: str
+    record: ConversationRecord | None
+    """The record loaded on entry, or ``None`` if the conversation has none yet."""
+    _pending: ConversationRecord | None
 
     def save(self, record: ConversationRecord) -> None:
-        """Stage ``record``; it is saved when the ``with`` block ends without an exception."""
+        """Stage ``record``; it is saved when the block ends without an exception."""
         self._pending = record
 
     @property
     def expected_version(self) -> int:
         """The version the save expects to replace: the loaded one (0: none was stored)."""
         return 0 if self.record is None else self.record.version
+
+
+class StoreSession(_Step[Store]):
+    """A conversation locked and loaded for one flow step; see :meth:`Store.session`.
+
+    This default composes the store's ``lock``, ``load`` and ``save``. Stores that can do
+    better (fewer round trips) subclass it and return their subclass from ``session``.
+    """
+
+    __slots__ = ()
+    _lock: AbstractContextManager[None] | None
+
+    def __init__(self, store: Store, conversation_id: str) -> None:
+        self._store = store
+        self.conversation_id = conversation_id
+        self.record = None
+        self._pending = None
+        self._lock = None
 
     def __enter__(self) -> StoreSession:
         lock = self._store.lock(self.conversation_id)
@@ -151,27 +168,18 @@ class StoreSession:
                 lock.__exit__(exc_type, exc, traceback)
 
 
-class AsyncStoreSession:
+class AsyncStoreSession(_Step[AsyncStore]):
     """The asyncio twin of :class:`StoreSession`: ``async with store.asession(id) as held``."""
 
-    __slots__ = ("_lock", "_pending", "_store", "conversation_id", "record")
+    __slots__ = ()
+    _lock: AbstractAsyncContextManager[None] | None
 
     def __init__(self, store: AsyncStore, conversation_id: str) -> None:
         self._store = store
         self.conversation_id = conversation_id
-        self.record: ConversationRecord | None = None
-        """The record loaded on entry, or ``None`` if the conversation has none yet."""
-        self._pending: ConversationRecord | None = None
-        self._lock: AbstractAsyncContextManager[None] | None = None
-
-    def save(self, record: ConversationRecord) -> None:
-        """Stage ``record``; it is saved when the block ends without an exception."""
-        self._pending = record
-
-    @property
-    def expected_version(self) -> int:
-        """The version the save expects to replace: the loaded one (0: none was stored)."""
-        return 0 if self.record is None else self.record.version
+        self.record = None
+        self._pending = None
+        self._lock = None
 
     async def __aenter__(self) -> AsyncStoreSession:
         lock = self._store.alock(self.conversation_id)

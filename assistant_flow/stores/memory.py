@@ -10,6 +10,7 @@ from types import TracebackType
 from .._conversation import ConversationRecord
 from .._exceptions import ConflictError, LockTimeoutError
 from ._options import check_timeouts
+from ._waiting import timed_out
 from .base import AsyncStore, Store
 
 __all__ = ["MemoryStore"]
@@ -149,10 +150,7 @@ class _HeldLock:
         self.users = 0  # holders and waiters; the entry is dropped when this reaches 0
 
     def _timed_out(self) -> LockTimeoutError:
-        return LockTimeoutError(
-            f"conversation {self.conversation_id!r} stayed locked for more than "
-            f"{self._store.lock_timeout} s"
-        )
+        return timed_out(self.conversation_id, self._store.lock_timeout)
 
 
 class _ThreadLock(_HeldLock):

@@ -1,0 +1,198 @@
+"""What RedisStore and AsyncRedisStore share: options, keys, script arguments, replies, errors.
+
+Everything here is computation on the store's side of the wire; the two stores only send what
+it builds and wait for the reply, one blocking and one awaiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar, Generic, Self, TypeVar
+
+import redis
+from redis.exceptions import RedisError
+
+from .._conversation import MAX_VERSION, ConversationRecord
+from .._exceptions import (
+    ConflictError,
+    CorruptRecordError,
+    LockLostError,
+    StoreUnavailableError,
+)
+from ._options import check_timeouts
+from ._redis_scripts import LOCK_AND_LOAD, LOCK_LOST, RENEW, SAVE_AND_UNLOCK, SAVED, UNLOCK
+from ._waiting import Backoff, timed_out
+
+__all__ = ["DEFAULT_PREFIX", "RedisStoreBase"]
+
+DEFAULT_PREFIX = "assistant_flow:"
+
+# redis.Redis or redis.asyncio.Redis; their methods are typed loosely enough to call as Any.
+_Client = TypeVar("_Client", bound=Any)
+
+
+class RedisStoreBase(Generic[_Client]):
+    """The options, key names, scripts and reply handling of both Redis stores."""
+
+    _name: ClassVar[str]
+    """The store's class name, quoted in errors about its options."""
+    _client_type: ClassVar[Any]
+    """``redis.Redis`` or ``redis.asyncio.Redis``: what :meth:`from_url` builds."""
+
+    def __init__(
+        self,
+        client: _Client,
+        *,
+        lock_timeout: float = 10.0,
+        ttl: float | None = None,
+        prefix: str = DEFAULT_PREFIX,
+    ) -> None:
+        check_timeouts(self._name, lock_timeout, ttl)
+        self.client = client
+        self.lock_timeout = lock_timeout
+        self.ttl = ttl
+        self.prefix = prefix
+        self._owns_client = False
+        self._lease_ms = max(1, round(lock_timeout * 1000))
+        self._ttl_ms = 0 if ttl is None else max(1, round(ttl * 1000))
+        self._where = _describe(client)
+        self._lock_and_load = client.register_script(LOCK_AND_LOAD)
+        self._save_and_unlock = client.register_script(SAVE_AND_UNLOCK)
+        self._unlock = client.register_script(UNLOCK)
+        self._renew = client.register_script(RENEW)
+        self._start_helpers()
+
+    def _start_helpers(self) -> None:
+        """Make the store's background helpers (its lease renewer); each store has its own."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        lock_timeout: float = 10.0,
+        ttl: float | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        **client_options: Any,  # noqa: ANN401 - passed on to redis-py as they are
+    ) -> Self:
+        """A store on a new client for ``url`` (``redis://[:password@]host:port/db``).
+
+        ``client_options`` go to redis-py's ``from_url`` (``redis.Redis`` for
+        :class:`RedisStore`, ``redis.asyncio.Redis`` for :class:`AsyncRedisStore`). The store
+        closes this client when it is closed. The password is never shown in the store's repr
+        or errors.
+        """
+        client = cls._client_type.from_url(url, **client_options)
+        store = cls(client, lock_timeout=lock_timeout, ttl=ttl, prefix=prefix)
+        store._owns_client = True
+        return store
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._where}, prefix={self.prefix!r})"
+
+    # --- what to send ---------------------------------------------------------------------
+
+    def _keys(self, conversation_id: str) -> list[str]:
+        """The lock key and the record key, in that order (the scripts' KEYS)."""
+        record = self._record_key(conversation_id)
+        return [f"{record}:lock", record]
+
+    def _record_key(self, conversation_id: str) -> str:
+        return f"{self.prefix}{{{conversation_id}}}"
+
+    def _lock_args(self, token: str) -> list[Any]:
+        """ARGV for LOCK_AND_LOAD and RENEW: the owner and the lease."""
+        return [token, self._lease_ms]
+
+    def _unlock_args(self, token: str) -> list[Any]:
+        return [token, self._ttl_ms]
+
+    def _save_args(self, token: str, expected: int, record: ConversationRecord) -> list[Any]:
+        return [token, expected, record.to_json(), self._ttl_ms, MAX_VERSION]
+
+    # --- what came back -------------------------------------------------------------------
+
+    def _decode(self, conversation_id: str, raw: bytes | str | None) -> ConversationRecord | None:
+        if raw is None:
+            return None
+        record = ConversationRecord.from_json(raw)
+        if record.conversation_id != conversation_id:
+            raise CorruptRecordError(
+                f"the record under conversation {conversation_id!r} belongs to "
+                f"{record.conversation_id!r}"
+            )
+        return record
+
+    def _next_pause(self, conversation_id: str, backoff: Backoff, held_ms: Any) -> float:  # noqa: ANN401
+        """How long to wait before trying a held lock again, given its remaining lease."""
+        pause = backoff.next_pause(int(held_ms) / 1000)
+        if pause is None:
+            raise timed_out(conversation_id, self.lock_timeout, f"Redis at {self._where}")
+        return pause
+
+    def _check_saved(
+        self, record: ConversationRecord, expected_version: int, reply: Sequence[int]
+    ) -> None:
+        status, found = int(reply[0]), int(reply[1])
+        if status == SAVED:
+            return
+        if status == LOCK_LOST:
+            raise LockLostError(record.conversation_id, self.lock_timeout)
+        if found < 0:
+            raise CorruptRecordError(
+                f"conversation {record.conversation_id!r}: the stored record is not a "
+                "conversation record this version can compare; it was left as it was"
+            )
+        raise ConflictError(record.conversation_id, expected_version, found)
+
+    # --- what went wrong ------------------------------------------------------------------
+
+    @contextmanager
+    def _failures(self, action: str) -> Iterator[None]:
+        """Turn redis-py's errors into StoreUnavailableError with a message that says why."""
+        try:
+            yield
+        except RedisError as exc:
+            raise self._unavailable(action, exc) from exc
+
+    def _unavailable(self, action: str, exc: RedisError) -> StoreUnavailableError:
+        if isinstance(exc, redis.AuthenticationError):
+            why = f"Redis at {self._where} refused the credentials in the URL or client"
+            after = "Nothing was written"
+        elif isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+            if _before_sending(exc):
+                why = f"Redis at {self._where} is unreachable"
+                after = "Nothing was written; try again once Redis is back"
+            else:
+                why = (
+                    f"Redis at {self._where} became unreachable (a timeout or a dropped "
+                    "connection) after the command was sent"
+                )
+                # The command may have run: a save may be stored, a lock may be held (until
+                # its lease lapses). The scripts are idempotent, so repeating is safe.
+                after = f"The outcome is unknown: the {action} may or may not have happened"
+        else:
+            why = f"Redis at {self._where} refused the command"
+            after = "Nothing was written"
+        return StoreUnavailableError(
+            f"could not {action} the conversation: {why} ({type(exc).__name__}). {after}."
+        )
+
+
+def _before_sending(exc: RedisError) -> bool:
+    """Whether redis-py failed while connecting, so no command reached Redis."""
+    text = str(exc)
+    return "connecting to" in text or "Timeout connecting" in text
+
+
+def _describe(client: object) -> str:
+    """Where the client connects, for reprs and errors: host, port and db, never a password."""
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None)
+    if not isinstance(kwargs, dict):
+        return type(client).__name__
+    if "path" in kwargs:
+        return f"unix:{kwargs['path']} db {kwargs.get('db', 0)}"
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)} db {kwargs.get('db', 0)}"
