@@ -36,7 +36,7 @@ def test_assistant_flow_imports_without_redis_and_names_the_extra() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "ImportError: RedisStore needs redis-py: pip install 'assistant_flow[redis]'" in (
+    assert "ImportError: RedisStore needs redis-py: pip install 'assistant-flow[redis]'" in (
         result.stdout
     )
 

@@ -1,7 +1,7 @@
 """Stores: where conversation records live between messages.
 
 ``MemoryStore`` (the default) and ``SQLiteStore`` need nothing beyond the standard library.
-``RedisStore`` needs ``redis-py`` (``pip install 'assistant_flow[redis]'``) and is imported on
+``RedisStore`` needs ``redis-py`` (``pip install 'assistant-flow[redis]'``) and is imported on
 first use, so this package imports without it.
 """
 
@@ -41,7 +41,7 @@ def __getattr__(name: str) -> type:
         if exc.name != "redis":
             raise
         raise ImportError(
-            f"{name} needs redis-py: pip install 'assistant_flow[redis]'", name=exc.name
+            f"{name} needs redis-py: pip install 'assistant-flow[redis]'", name=exc.name
         ) from exc
     found: type = getattr(redis_stores, name)
     return found

@@ -1,6 +1,6 @@
 """RedisStore: conversations in Redis, shared by worker processes on any number of machines.
 
-Needs ``redis-py`` (``pip install 'assistant_flow[redis]'``); ``import assistant_flow`` works
+Needs ``redis-py`` (``pip install 'assistant-flow[redis]'``); ``import assistant_flow`` works
 without it, and only using these classes imports it.
 
 Keys, for a conversation ``c`` and the default prefix: ``assistant_flow:{c}`` holds the JSON
