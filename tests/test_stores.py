@@ -820,3 +820,70 @@ async def test_sqlite_stores_count_live_conversations_without_blocking_the_loop(
     finally:
         sync_store.close()
         await async_store.aclose()
+
+
+async def test_cancelling_a_step_while_its_save_waits_for_the_sqlite_thread_frees_the_lock(
+    tmp_path: Path,
+) -> None:
+    # The store's one worker thread is busy when the step saves; the step is cancelled
+    # while its save-and-release waits in the queue. The lock must not stay held (and
+    # renewed) forever.
+    path = tmp_path / "c.db"
+    store = AsyncSQLiteStore(path, lock_timeout=5)
+    probe = SQLiteStore(path, lock_timeout=0.5)  # far less than the holder's 5 s lease
+    busy = threading.Event()
+    saving = asyncio.Event()
+
+    async def step() -> None:
+        async with store.asession("conv_1") as session:
+            session.save(record(1))
+            store._executor.submit(busy.wait, 10)  # another conversation's statement
+            saving.set()
+
+    task = asyncio.create_task(step())
+    try:
+        await asyncio.wait_for(saving.wait(), 10)  # the step now awaits its queued save
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        busy.set()
+        await store._run(lambda: None)  # what the step queued before this has run
+        with probe.lock("conv_1"):
+            pass
+    finally:
+        busy.set()
+        probe.close()
+        await store.aclose()
+
+
+def test_a_sqlite_lock_attempt_cancelled_as_asyncio_run_ends_leaves_the_lock_free(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.db"
+    store = AsyncSQLiteStore(path, lock_timeout=5)
+    probe = SQLiteStore(path, lock_timeout=0.5)  # far less than the holder's 5 s lease
+    busy = threading.Event()
+
+    async def main() -> None:
+        store._executor.submit(busy.wait, 10)  # the store's one thread is busy
+
+        async def step() -> None:
+            async with store.asession("conv_1"):
+                pass
+
+        asyncio.create_task(step())  # noqa: RUF006 - left to asyncio.run to cancel
+        for _ in range(3):
+            await asyncio.sleep(0)  # the step now waits for its lock attempt
+        # main returns: asyncio.run cancels the step, then closes the loop
+
+    try:
+        asyncio.run(main())
+        busy.set()
+        for _ in range(2):  # the attempt, then any release it queued, have run
+            store._executor.submit(lambda: None).result(10)
+        with probe.lock("conv_1"):
+            pass
+    finally:
+        busy.set()
+        probe.close()
+        asyncio.run(store.aclose())

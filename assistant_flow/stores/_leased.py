@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
 
 from .._conversation import ConversationRecord
-from .._exceptions import StoreUnavailableError
+from .._exceptions import ConflictError, LockLostError, StoreUnavailableError
 from .._logging import get_logger
 from .base import AsyncStoreSession, StoreSession
 
@@ -136,8 +136,9 @@ class LeasedSession(StoreSession):
     """A flow step on a leased store: take and load on entry; save and release on exit.
 
     Leaving with an exception, or with nothing staged, only releases. A save whose outcome is
-    unknown (:class:`StoreUnavailableError`) is followed by a release attempt, which may fail
-    too; the lease then lapses. A refused save (conflict, lost lease) already released.
+    unknown (:class:`StoreUnavailableError`, or an interruption such as a cancelled task) is
+    followed by a release attempt, which may fail too; the lease then lapses. A refused save
+    (conflict, lost lease) already released.
     """
 
     __slots__ = ("_leases", "_token")
@@ -169,7 +170,11 @@ class LeasedSession(StoreSession):
             return
         try:
             leases._save_and_release(pending, self.expected_version, self._token)
-        except StoreUnavailableError:
+        except (ConflictError, LockLostError):
+            raise  # refused: the store already released
+        except BaseException:
+            # Unknown outcome (the store failed, or an interrupt): release, so the lease is
+            # neither kept nor renewed.
             leases._release(self.conversation_id, self._token)
             raise
 
@@ -206,6 +211,10 @@ class AsyncLeasedSession(AsyncStoreSession):
             return
         try:
             await leases._save_and_release(pending, self.expected_version, self._token)
-        except StoreUnavailableError:
+        except (ConflictError, LockLostError):
+            raise  # refused: the store already released
+        except BaseException:
+            # Unknown outcome: the store failed, or the task was cancelled while the save
+            # ran. Release, so the lease is neither kept nor renewed.
             await leases._release(self.conversation_id, self._token)
             raise

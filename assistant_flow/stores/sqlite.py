@@ -401,13 +401,15 @@ class AsyncSQLiteStore(_SQLiteOptions, AsyncStore):
         """Wait for the lease; if cancelled meanwhile, release what the thread took."""
         store = self._sync
         backoff = Backoff(store.lock_timeout)
-        loop = asyncio.get_running_loop()
         while True:
-            attempt = loop.run_in_executor(self._executor, store._try_lease, conversation_id, owner)
+            attempt = self._executor.submit(store._try_lease, conversation_id, owner)
             try:
-                taken = await asyncio.shield(attempt)
+                taken = await asyncio.shield(asyncio.wrap_future(attempt))
             except asyncio.CancelledError:
                 # The thread goes on and may take the lease after we gave up: give it back.
+                # The callback is on the thread's own future, not the event loop's, so it
+                # runs even when the loop closed meanwhile (a task cancelled as
+                # ``asyncio.run`` ends).
                 give_back = functools.partial(self._give_back, conversation_id, owner)
                 attempt.add_done_callback(give_back)
                 raise
@@ -418,9 +420,11 @@ class AsyncSQLiteStore(_SQLiteOptions, AsyncStore):
                 raise store._timed_out(conversation_id)
             await asyncio.sleep(pause)
 
-    def _give_back(self, conversation_id: str, owner: str, attempt: asyncio.Future[bool]) -> None:
+    def _give_back(self, conversation_id: str, owner: str, attempt: Future[bool]) -> None:
         if attempt.cancelled() or attempt.exception() is not None or not attempt.result():
             return
+        # Called on the worker thread (or here, if the attempt already ended): either way
+        # the release is queued on the store's thread, which needs no event loop.
         with contextlib.suppress(RuntimeError):  # closed meanwhile: the lease lapses by itself
             self._executor.submit(self._sync._release, conversation_id, owner)
 
@@ -435,4 +439,9 @@ class AsyncSQLiteStore(_SQLiteOptions, AsyncStore):
     async def _save_and_release(
         self, record: ConversationRecord, expected: int, owner: str
     ) -> None:
-        await self._run(self._sync._save_and_release, record, expected, owner)
+        # Shielded, so a task cancelled while the job waits for the store's thread does not
+        # cancel the queued job: it runs, and drops the lease from the renewer either way.
+        done: Future[None] = self._executor.submit(
+            self._sync._save_and_release, record, expected, owner
+        )
+        await asyncio.shield(asyncio.wrap_future(done))
