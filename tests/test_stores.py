@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
+import os
 import sqlite3
 import threading
 import time
@@ -887,3 +889,33 @@ def test_a_sqlite_lock_attempt_cancelled_as_asyncio_run_ends_leaves_the_lock_fre
         busy.set()
         probe.close()
         asyncio.run(store.aclose())
+
+
+def _slow_step_in_a_child(store: RedisStore, conversation_id: str) -> None:
+    """Run in a forked child: a step longer than the lease, which the renewer must keep."""
+    try:
+        with store.session(conversation_id) as session:
+            time.sleep(1.5)  # 2.5 lease lengths
+            session.save(record(1))
+    except LockLostError:
+        os._exit(3)
+    os._exit(0)
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # Python 3.12+ on fork
+def test_a_store_used_before_a_fork_renews_leases_in_the_child(redis_server: RedisServer) -> None:
+    store = RedisStore.from_url(
+        redis_server.url, prefix=f"test:{uuid.uuid4().hex}:", lock_timeout=0.6
+    )
+    try:
+        with store.session("conv_0"):  # the parent's renewer thread starts
+            pass
+        child = multiprocessing.get_context("fork").Process(
+            target=_slow_step_in_a_child, args=(store, "conv_1")
+        )
+        child.start()
+        child.join(30)
+        assert child.exitcode == 0  # 3: the child lost its lease, as nothing renewed it
+        assert store.load("conv_1") == record(1)
+    finally:
+        store.close()

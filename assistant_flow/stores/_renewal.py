@@ -12,8 +12,10 @@ update; the renewer starts on first use and sleeps while nothing is held.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 
 from .._logging import get_logger
@@ -44,6 +46,19 @@ class _Held:
                 get_logger().warning("lock_lost", conversation_id=conversation_id)
 
 
+# Every live sync renewer, so a forked child can reset them (see _after_fork_in_child).
+_renewers: weakref.WeakSet[Renewer] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for renewer in list(_renewers):
+        renewer._forget_parent()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Renewer:
     """Extends a sync store's held leases from one daemon thread.
 
@@ -58,12 +73,24 @@ class Renewer:
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
         self._idle = False  # waiting for a first lease, with no period running
+        _renewers.add(self)
+
+    def _forget_parent(self) -> None:
+        """In a forked child: the parent's thread does not exist here, nor do its steps.
+
+        Only the forking thread survives a fork, so the renewer thread (and any lock it held
+        at that moment) is gone: start afresh, with a new condition and no leases.
+        """
+        self._wake = threading.Condition()
+        self._thread = None
+        self._idle = False
+        self._held.leases.clear()
 
     def hold(self, conversation_id: str, token: str) -> None:
         """Start renewing the lease ``token`` on ``conversation_id``."""
         with self._wake:
             self._held.leases[token] = conversation_id
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="assistant_flow-lease-renewer", daemon=True
                 )
