@@ -48,7 +48,10 @@ class ConversationRecord:
     ``machine_state`` is the full lifecycle state (``in_assistant.conversing``);
     ``init_payload`` is the ``initAssistantPayload`` still to be sent, present exactly while
     the conversation awaits its first reply; ``choices`` are the quick replies or mll nodes
-    on offer; ``articles`` are the pending deflection with visit counts.
+    on offer; ``articles`` are the pending deflection with visit counts. ``run`` names the
+    conversation's current run of the assistant (random, set by ``start_assistant``; ``None``
+    before, and in records written before it existed), so the idempotency keys of a
+    conversation started again after its record was deleted differ from the earlier ones.
     """
 
     conversation_id: str
@@ -57,6 +60,7 @@ class ConversationRecord:
     init_payload: InitAssistantPayload | None = None
     choices: tuple[Choice, ...] = ()
     articles: tuple[DeflectionArticle, ...] = ()
+    run: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.version <= MAX_VERSION:
@@ -107,6 +111,8 @@ class ConversationRecord:
             data["choices"] = [[choice.display_text, choice.value] for choice in self.choices]
         if self.articles:
             data["articles"] = [article.to_wire() for article in self.articles]
+        if self.run is not None:
+            data["run"] = self.run
         return data
 
     def to_json(self) -> str:
@@ -136,6 +142,7 @@ class ConversationRecord:
                     DeflectionArticle.model_validate(article)
                     for article in data.get("articles", ())
                 ),
+                run=None if (run := data.get("run")) is None else _string(run, "run"),
             )
         except CorruptRecordError:
             raise

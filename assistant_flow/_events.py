@@ -7,6 +7,7 @@ Every input is validated here, before a conversation is locked or loaded: a bad 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -42,11 +43,17 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class StartAssistant:
-    """``initAssistant`` returned: its payload is pending and its greetings may offer choices."""
+    """``initAssistant`` returned: its payload is pending and its greetings may offer choices.
+
+    ``run`` names this run of the assistant (random, made here so the step stays pure): it
+    keeps the idempotency keys of a conversation started again after its record was deleted
+    or expired apart from those of its earlier run, whose versions restart from 0.
+    """
 
     trigger: ClassVar[str] = "start_assistant"
     payload: InitAssistantPayload
     choices: tuple[Choice, ...]
+    run: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +152,9 @@ def start_assistant(init_response: InitAssistantResponse | Mapping[str, Any]) ->
         found = offered_choices(template, f"start_assistant: initialMessages.{index}.meta.template")
         if found is not None:
             choices = found
-    return StartAssistant(payload=response.to_init_payload(), choices=choices)
+    return StartAssistant(
+        payload=response.to_init_payload(), choices=choices, run=secrets.token_hex(8)
+    )
 
 
 def receive(message: ReceivedMessage | Mapping[str, Any], conversation_id: str) -> Receive | None:

@@ -84,8 +84,8 @@ def step(record: ConversationRecord, event: Event) -> Outcome:
                 lang=lang,
                 choices_after=(),
             )
-        case StartAssistant(payload=payload, choices=choices):
-            new = _evolve(record, dest, init_payload=payload, choices=choices, articles=())
+        case StartAssistant(payload=payload, choices=choices, run=run):
+            new = _evolve(record, dest, init_payload=payload, choices=choices, articles=(), run=run)
         case Receive(choices=choices, articles=articles):
             new = _evolve(
                 record,
@@ -123,13 +123,16 @@ def _evolve(
     init_payload: InitAssistantPayload | None,
     choices: tuple[Choice, ...],
     articles: tuple[DeflectionArticle, ...],
+    run: str | None = None,
 ) -> ConversationRecord | None:
-    """The next version of ``record``, or ``None`` when it would be the same."""
+    """The next version of ``record`` (in a new ``run`` if given), or ``None`` if the same."""
+    run = record.run if run is None else run
     if (
         dest == record.machine_state
         and init_payload is record.init_payload
         and choices == record.choices
         and articles == record.articles
+        and run == record.run
     ):
         return None
     return ConversationRecord(
@@ -139,6 +142,7 @@ def _evolve(
         init_payload=init_payload,
         choices=choices,
         articles=articles,
+        run=run,
     )
 
 
@@ -169,11 +173,22 @@ def _reply(
             else None,
             # A message that moves the conversation is the same delivery until the record
             # moves: a resend after a lost answer gets the same scope (and idempotency key).
-            delivery_scope=None if new is None else f"{record.conversation_id}@{record.version}",
+            delivery_scope=None if new is None else _delivery_scope(record),
         )
     except ValidationError as exc:
         raise invalid_input(exc, "send_message") from exc
     return new, message
+
+
+def _delivery_scope(record: ConversationRecord) -> str:
+    """The same for a resend of one delivery; different for any other delivery.
+
+    The version alone repeats once a deleted or expired conversation starts again; the run,
+    random per ``start_assistant``, tells those lifetimes apart.
+    """
+    if record.run is None:  # a conversation never started by start_assistant
+        return f"{record.conversation_id}@{record.version}"
+    return f"{record.conversation_id}@{record.run}@{record.version}"
 
 
 def _pick(choices: Sequence[Choice], wanted: str) -> Choice:

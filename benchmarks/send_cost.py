@@ -23,6 +23,7 @@ import gc
 import json
 import logging
 import random
+import secrets
 import statistics
 import time
 import tracemalloc
@@ -80,7 +81,9 @@ def populate(store: MemoryStore, count: int, state: str) -> None:
     """Fill ``store`` with ``count`` conversations as the flow leaves them in ``state``."""
     payload = INIT_PAYLOAD if state == AWAITING else None
     for n in range(count):
-        record = ConversationRecord(conversation_id(n), state, 2, init_payload=payload)
+        # Each conversation's own run name, as start_assistant makes one per conversation.
+        run = secrets.token_hex(8)
+        record = ConversationRecord(conversation_id(n), state, 2, init_payload=payload, run=run)
         store.save(record, expected_version=0)
 
 
@@ -90,7 +93,10 @@ def check_population_matches_the_flow() -> None:
     conv = flow.conversation(conversation_id(0))
     conv.start_assistant(INIT_RESPONSE)
     conv.choose("Billing")  # answering the greeting's buttons leaves none on offer
-    assert conv.snapshot() == ConversationRecord(conversation_id(0), CONVERSING, 2), "drifted"
+    made = conv.snapshot()
+    assert made.run is not None, "drifted"
+    assert len(made.run) == len(secrets.token_hex(8)), "drifted"
+    assert made == ConversationRecord(conversation_id(0), CONVERSING, 2, run=made.run), "drifted"
 
 
 def by_hand_reply(cid: str) -> str:

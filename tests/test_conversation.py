@@ -28,6 +28,7 @@ def full_record() -> ConversationRecord:
         init_payload=payload,
         choices=(Choice("Ja", "ja"), Choice("Nein", "nein")),
         articles=tuple(DeflectionArticle.model_validate(a) for a in ARTICLES),
+        run="0123456789abcdef",
     )
 
 
@@ -73,6 +74,7 @@ def test_the_pending_payload_exists_exactly_while_awaiting_the_first_reply() -> 
         '{"format": 1, "conversationId": "c", "state": "init", "version": "1"}',
         '{"format": 1, "conversationId": "c", "state": "init", "version": 0, "choices": [[1, 2]]}',
         '{"format": 1, "conversationId": "c", "state": "init", "version": 0, "articles": [{}]}',
+        '{"format": 1, "conversationId": "c", "state": "init", "version": 0, "run": 7}',
     ],
 )
 def test_garbage_is_a_corrupt_record_error(text: str) -> None:

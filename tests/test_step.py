@@ -70,11 +70,12 @@ def test_a_message_offering_nothing_keeps_what_is_on_offer() -> None:
 
 def test_a_message_that_moves_the_record_names_its_delivery_and_a_plain_one_does_not() -> None:
     # The HTTP transport keys a resend by this scope; it is the record the message left.
-    first = step(awaiting(), reply("Hi", None, None, None))
+    started = awaiting()
+    first = step(started, reply("Hi", None, None, None))
     assert first.changed
     assert first.message is not None
-    assert first.message.delivery_scope == "c1@1"
-    assert step(awaiting(), reply("Hi", None, None, None)).message == first.message
+    assert first.message.delivery_scope == f"c1@{started.run}@1"
+    assert step(started, reply("Hi", None, None, None)).message == first.message
 
     offered = ConversationRecord(
         "c1", machine_state="in_assistant.conversing", version=5, choices=(Choice("Yes", "y"),)
@@ -98,3 +99,25 @@ def test_a_message_that_moves_the_record_names_its_delivery_and_a_plain_one_does
     assert plain.message is not None
     assert plain.message.delivery_scope is None
     assert "deliveryScope" not in plain.message.to_wire()
+
+
+def test_a_conversation_started_again_after_its_record_went_gets_new_delivery_scopes() -> None:
+    # Deleted or expired, the record's version restarts; the same first reply of the new
+    # run is another delivery, which a deduplicating server must not answer from the old one.
+    earlier = step(awaiting(), reply("Hi", None, None, None)).message
+    again = step(awaiting(), reply("Hi", None, None, None)).message
+    assert earlier is not None
+    assert again is not None
+    assert earlier.delivery_scope != again.delivery_scope
+    assert earlier.model_copy(update={"delivery_scope": None}) == again.model_copy(
+        update={"delivery_scope": None}
+    )  # the same message otherwise
+
+
+def test_the_run_lasts_the_whole_conversation_and_is_stored() -> None:
+    started = awaiting()
+    assert started.run
+    replied = step(started, reply("Hi", None, None, None)).record
+    ended = step(replied, EndAssistant()).record
+    assert started.run == replied.run == ended.run
+    assert ConversationRecord.from_json(ended.to_json()) == ended
