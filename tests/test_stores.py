@@ -919,3 +919,36 @@ def test_a_store_used_before_a_fork_renews_leases_in_the_child(redis_server: Red
         assert store.load("conv_1") == record(1)
     finally:
         store.close()
+
+
+async def test_a_step_on_a_closed_store_raises_saying_so_and_sends_nothing(
+    durable: Backend,
+) -> None:
+    # A closed store renews no lease: a step on it would lose its lock unnoticed.
+    opened = durable.open()
+    await opened.close()
+    transport = MemoryTransport()
+    with pytest.raises(StoreUnavailableError) as raised:
+        await run_reply(opened, transport, "Hi")
+    assert type(opened.store).__name__ in str(raised.value)
+    assert "closed" in str(raised.value)
+    assert transport.sent == []
+    with pytest.raises(StoreUnavailableError, match="closed"):
+        await opened.load("conv_1")
+
+
+def test_a_redis_store_on_a_client_left_open_refuses_steps_once_closed(
+    redis_server: RedisServer,
+) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    store = RedisStore(client, prefix=f"test:{uuid.uuid4().hex}:")
+    try:
+        with store.session("conv_1"):
+            pass
+        store.close()
+        with pytest.raises(StoreUnavailableError, match=r"RedisStore .* was closed"):
+            with store.session("conv_1"):
+                pass
+        assert client.ping()  # the caller's client itself still works
+    finally:
+        client.close()

@@ -61,6 +61,7 @@ class RedisStoreBase(Generic[_Client]):
         self._save_and_unlock = client.register_script(SAVE_AND_UNLOCK)
         self._unlock = client.register_script(UNLOCK)
         self._renew = client.register_script(RENEW)
+        self._closed = False
         self._start_helpers()
 
     def _start_helpers(self) -> None:
@@ -152,6 +153,13 @@ class RedisStoreBase(Generic[_Client]):
     @contextmanager
     def _failures(self, action: str) -> Iterator[None]:
         """Turn redis-py's errors into StoreUnavailableError with a message that says why."""
+        if self._closed:
+            # Even on a client the caller still has open: a closed store renews no lease,
+            # so a step on it would lose its lock silently.
+            raise StoreUnavailableError(
+                f"{type(self).__name__} at {self._where} was closed; cannot {action} "
+                "(make a new store)"
+            )
         try:
             yield
         except RedisError as exc:

@@ -99,7 +99,11 @@ class RedisStore(RedisStoreBase["redis.Redis"], Store):
         return LeasedSession(self, self, conversation_id)
 
     def close(self) -> None:
-        """Stop renewing; close the client if :meth:`from_url` made it (one you passed stays)."""
+        """Stop renewing; close the client if :meth:`from_url` made it (one you passed stays).
+
+        The store is then done: any further call raises :class:`StoreUnavailableError`.
+        """
+        self._closed = True
         self._renewer.close()
         if self._owns_client:
             self.client.close()
@@ -199,7 +203,11 @@ class AsyncRedisStore(RedisStoreBase["redis.asyncio.Redis"], AsyncStore):
         return AsyncLeasedSession(self, self, conversation_id)
 
     async def aclose(self) -> None:
-        """Stop renewing; close the client if :meth:`from_url` made it."""
+        """Stop renewing; close the client if :meth:`from_url` made it.
+
+        The store is then done: any further call raises :class:`StoreUnavailableError`.
+        """
+        self._closed = True
         await self._renewer.aclose()
         if self._background:
             await asyncio.wait(self._background)

@@ -316,7 +316,9 @@ class SQLiteStore(_SQLiteOptions, Store):
     def _failures(self, action: str) -> Iterator[None]:
         """Turn sqlite3's errors into StoreUnavailableError with a message that says why."""
         if self._closed:
-            raise StoreUnavailableError(f"SQLiteStore {self.path!r} is closed; cannot {action}")
+            raise StoreUnavailableError(
+                f"SQLiteStore {self.path!r} was closed; cannot {action} (make a new store)"
+            )
         try:
             yield
         except sqlite3.Error as exc:
@@ -393,7 +395,16 @@ class AsyncSQLiteStore(_SQLiteOptions, AsyncStore):
         self._executor.shutdown(wait=False)
 
     async def _run(self, call: Callable[..., _T], *args: object) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call, *args)
+        return await asyncio.wrap_future(self._submit(call, *args))
+
+    def _submit(self, call: Callable[..., _T], *args: object) -> Future[_T]:
+        """Queue ``call`` on the store's thread; a closed store says so, by name."""
+        try:
+            return self._executor.submit(call, *args)
+        except RuntimeError as exc:  # the thread was stopped by aclose
+            raise StoreUnavailableError(
+                f"AsyncSQLiteStore {self.path!r} was closed; cannot use it (make a new store)"
+            ) from exc
 
     # --- the lease, for AsyncLeaseLock and AsyncLeasedSession -----------------------------
 
@@ -402,7 +413,7 @@ class AsyncSQLiteStore(_SQLiteOptions, AsyncStore):
         store = self._sync
         backoff = Backoff(store.lock_timeout)
         while True:
-            attempt = self._executor.submit(store._try_lease, conversation_id, owner)
+            attempt = self._submit(store._try_lease, conversation_id, owner)
             try:
                 taken = await asyncio.shield(asyncio.wrap_future(attempt))
             except asyncio.CancelledError:
@@ -433,7 +444,11 @@ class AsyncSQLiteStore(_SQLiteOptions, AsyncStore):
 
     async def _release(self, conversation_id: str, owner: str) -> None:
         # Run to its end even if the task is cancelled meanwhile, so the lease is not kept.
-        done: Future[None] = self._executor.submit(self._sync._release, conversation_id, owner)
+        try:
+            done: Future[None] = self._submit(self._sync._release, conversation_id, owner)
+        except StoreUnavailableError as exc:
+            log_unlock_failed(conversation_id, exc)
+            return
         await asyncio.shield(asyncio.wrap_future(done))
 
     async def _save_and_release(
@@ -441,7 +456,5 @@ class AsyncSQLiteStore(_SQLiteOptions, AsyncStore):
     ) -> None:
         # Shielded, so a task cancelled while the job waits for the store's thread does not
         # cancel the queued job: it runs, and drops the lease from the renewer either way.
-        done: Future[None] = self._executor.submit(
-            self._sync._save_and_release, record, expected, owner
-        )
+        done: Future[None] = self._submit(self._sync._save_and_release, record, expected, owner)
         await asyncio.shield(asyncio.wrap_future(done))
