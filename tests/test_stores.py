@@ -946,9 +946,11 @@ def test_a_redis_store_on_a_client_left_open_refuses_steps_once_closed(
         with store.session("conv_1"):
             pass
         store.close()
-        with pytest.raises(StoreUnavailableError, match=r"RedisStore .* was closed"):
-            with store.session("conv_1"):
-                pass
+        with (
+            pytest.raises(StoreUnavailableError, match=r"RedisStore .* was closed"),
+            store.session("conv_1"),
+        ):
+            pass
         assert client.ping()  # the caller's client itself still works
     finally:
         client.close()
