@@ -7,10 +7,14 @@ source are fakes, so retries run instantly and the waits asked for can be assert
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import gzip
 import io
 import json
 import logging
+import socket
+import threading
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -1241,3 +1245,107 @@ async def test_a_refused_attachment_through_the_flow_sends_nothing_and_moves_not
         await conv.send_message("See file", attachments=[Attachment.from_bytes(b"x", "a.exe")])
     assert http.kustomer.requests == []
     assert await conv.snapshot() == before
+
+
+class TricklingServer:
+    """A loopback server that answers 200 one byte every ``pause`` seconds (each read in time)."""
+
+    def __init__(self, body: bytes, pause: float = 0.1, gzipped: bool = False) -> None:
+        self.body, self.pause, self.gzipped = body, pause, gzipped
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(10)  # accept() ends even if no client ever comes
+        self.port = self.listener.getsockname()[1]
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            connection, _ = self.listener.accept()
+        except OSError:
+            return  # stopped before anyone connected
+        with connection:
+            connection.settimeout(10)
+            read_request(connection)
+            payload = gzip.compress(self.body) if self.gzipped else self.body
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            if self.gzipped:
+                head += b"Content-Encoding: gzip\r\n"
+            head += b"Content-Length: %d\r\n\r\n" % len(payload)
+            try:
+                connection.sendall(head)
+                for byte in payload:
+                    if self.stopped.wait(self.pause):
+                        return
+                    connection.sendall(bytes([byte]))
+                connection.shutdown(socket.SHUT_WR)
+                connection.recv(1)  # until the client closes: no reset under its last read
+            except OSError:
+                return  # the client gave up
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+        self.thread.join(10)
+
+
+def read_request(connection: socket.socket) -> None:
+    """Read one whole request (head and Content-Length body), so closing resets nothing."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return
+        body += chunk
+
+
+def created_body() -> bytes:
+    return created().content  # type: ignore[no-any-return]
+
+
+async def send_once(mode: str, port: int, **options: Any) -> SentMessage:
+    message = SendMessageOptions(conversation_id="conv_1", body="Hi")
+    if mode == "sync":
+        blocking = HTTPTransport(f"http://127.0.0.1:{port}", KEY, **options)
+        try:
+            return await asyncio.to_thread(blocking.send, message)
+        finally:
+            blocking.close()
+    async with AsyncHTTPTransport(f"http://127.0.0.1:{port}", KEY, **options) as transport:
+        return await transport.asend(message)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_trickling_server_cannot_hold_a_send_past_max_elapsed(mode: str) -> None:
+    # Each byte comes well within the read timeout; only the send's deadline can stop it.
+    server = TricklingServer(created_body(), pause=0.1)  # about 20 s for the whole answer
+    retry = Retry(attempts=1, max_elapsed=1.0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(RetriesExhaustedError):
+            await send_once(mode, server.port, retry=retry, timeout=0.5)
+        assert time.monotonic() - started < 10  # not the trickle's end (generous bound)
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_streamed_answer_is_decoded_as_sent(mode: str) -> None:
+    # The blocking transport reads the body itself: a gzip-encoded answer still decodes.
+    server = TricklingServer(created_body(), pause=0.0, gzipped=True)
+    try:
+        sent = await send_once(mode, server.port)
+    finally:
+        server.stop()
+    assert sent.message_id == "msg_1"

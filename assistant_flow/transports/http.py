@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
@@ -414,9 +415,7 @@ class HTTPTransport(_HTTPConfig, Transport):
                 self.retry.sleep(step.seconds)
                 continue
             try:
-                reply = self.client.send(
-                    step.request, auth=None if step.storage else httpx.USE_CLIENT_DEFAULT
-                )
+                reply = _send_within(self.client, step)
             except httpx.HTTPError as exc:
                 reply = exc
 
@@ -501,6 +500,39 @@ class AsyncHTTPTransport(_HTTPConfig, AsyncTransport):
         """Close the httpx client if this transport opened it; a caller's client stays open."""
         if self._owns_client:
             await self.client.aclose()
+
+
+def _send_within(client: httpx.Client, step: _Call) -> httpx.Response:
+    """Make ``step``'s request and read the whole answer, within the time it has left.
+
+    httpx's read timeout bounds each read, not the body: a server trickling bytes, each in
+    time, would hold the send for as long as it trickles. Streaming the body lets the deadline
+    be checked between its chunks; only one read (itself bounded) can then run past it.
+    """
+    deadline = time.monotonic() + step.seconds
+    auth = None if step.storage else httpx.USE_CLIENT_DEFAULT
+    response = client.send(step.request, auth=auth, stream=True)
+    if response.is_stream_consumed:  # already read whole (an httpx.MockTransport answer)
+        return response
+    try:
+        raw = []
+        for chunk in response.iter_raw():
+            raw.append(chunk)
+            if time.monotonic() > deadline:
+                raise httpx.ReadTimeout(
+                    f"no whole answer within the {step.seconds:.3g}s left of max_elapsed",
+                    request=step.request,
+                )
+    finally:
+        response.close()
+    # The body as it came (still encoded), decoded by the new response like any other.
+    return httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        content=b"".join(raw),
+        request=step.request,
+        extensions=response.extensions,
+    )
 
 
 def _form_file(file: Attachment) -> dict[str, tuple[str, bytes, str]]:
