@@ -8,6 +8,7 @@ a save replaces the whole conversation at once.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,13 +25,25 @@ from ._machine import (
     assistant_mode_flag,
     top_state,
 )
-from ._messages import DeflectionArticle, InitAssistantPayload
+from ._messages import Attachment, DeflectionArticle, InitAssistantPayload, SendMessageOptions
 from ._templates import Choice
 
-__all__ = ["MAX_VERSION", "RECORD_FORMAT", "ConversationRecord"]
+__all__ = ["MAX_VERSION", "RECORD_FORMAT", "SEEN_WINDOW", "ConversationRecord", "KeptMessage"]
 
-RECORD_FORMAT = 1
-"""The version of the JSON layout written by :meth:`ConversationRecord.to_dict`."""
+RECORD_FORMAT = 2
+"""The version of the JSON layout written by :meth:`ConversationRecord.to_dict`.
+
+Format 2 added the outbox and the inbound window; format 1 records (0.2.0) are still read.
+An older release refuses a format 2 record rather than silently dropping a kept message.
+"""
+
+_READABLE_FORMATS = frozenset({1, RECORD_FORMAT})
+
+SEEN_WINDOW = 32
+"""How many ids of applied assistant messages a record remembers to ignore repeats.
+
+Repeats older than that are still ignored for what they would change, by their
+``createdAt`` (see :attr:`ConversationRecord.latest_at`)."""
 
 MAX_VERSION = 2**53 - 1
 """The highest record version: every store (Redis's Lua included, whose numbers are doubles)
@@ -39,6 +52,51 @@ compares versions up to here exactly. At one step a millisecond it lasts 285,000
 # Records loaded from JSON share these string objects instead of holding copies, which keeps
 # a million idle conversations small.
 _CANONICAL_STATES = {state: state for state in LEAF_STATES}
+
+
+@dataclass(frozen=True, slots=True)
+class KeptMessage:
+    """A message whose delivery is in doubt, kept in the record until it is confirmed.
+
+    ``message`` is exactly what was sent, ``delivery_scope`` included, so it is sent again
+    with the same ``Idempotency-Key`` (:attr:`idempotency_key`). ``answers_choices`` says
+    whether its delivery withdraws the choices on offer (it was a :meth:`choose`).
+    """
+
+    message: SendMessageOptions
+    answers_choices: bool = False
+
+    @property
+    def idempotency_key(self) -> str | None:
+        """The key it went out with (as :func:`default_idempotency_key` derives it)."""
+        return self.message.idempotency_key()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The kept message as JSON: its wire shape, its scope and its files' bytes."""
+        message = self.message
+        data: dict[str, Any] = {"message": message.to_wire(), "scope": message.delivery_scope}
+        if message.attachments:
+            data["files"] = [
+                [file.name, file.content_type, base64.b64encode(file.content).decode("ascii")]
+                for file in message.attachments
+            ]
+        if self.answers_choices:
+            data["answersChoices"] = True
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> KeptMessage:
+        """Read what :meth:`to_dict` wrote."""
+        wire = dict(data["message"])
+        wire.pop("attachments", None)
+        files = [
+            Attachment(name=name, content_type=kind, content=base64.b64decode(content))
+            for name, kind, content in data.get("files", ())
+        ]
+        message = SendMessageOptions.model_validate(
+            {**wire, "attachments": files or None, "delivery_scope": data.get("scope")}
+        )
+        return cls(message=message, answers_choices=data.get("answersChoices") is True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +110,11 @@ class ConversationRecord:
     conversation's current run of the assistant (random, set by ``start_assistant``; ``None``
     before, and in records written before it existed), so the idempotency keys of a
     conversation started again after its record was deleted differ from the earlier ones.
+
+    ``outbox`` holds the message whose delivery is in doubt (at most one: a step delivers it
+    before doing anything else). ``seen`` are the ids of the last :data:`SEEN_WINDOW`
+    assistant messages applied, oldest first, and ``latest_at`` the ``createdAt`` of the
+    newest one: a repeat, or a message older than that, changes nothing.
     """
 
     conversation_id: str
@@ -61,6 +124,9 @@ class ConversationRecord:
     choices: tuple[Choice, ...] = ()
     articles: tuple[DeflectionArticle, ...] = ()
     run: str | None = None
+    outbox: tuple[KeptMessage, ...] = ()
+    seen: tuple[str, ...] = ()
+    latest_at: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.version <= MAX_VERSION:
@@ -113,6 +179,12 @@ class ConversationRecord:
             data["articles"] = [article.to_wire() for article in self.articles]
         if self.run is not None:
             data["run"] = self.run
+        if self.outbox:
+            data["outbox"] = [kept.to_dict() for kept in self.outbox]
+        if self.seen:
+            data["seen"] = list(self.seen)
+        if self.latest_at is not None:
+            data["latestAt"] = self.latest_at
         return data
 
     def to_json(self) -> str:
@@ -123,7 +195,7 @@ class ConversationRecord:
     def from_dict(cls, data: Mapping[str, Any]) -> ConversationRecord:
         """Read a record written by :meth:`to_dict`; :class:`CorruptRecordError` otherwise."""
         try:
-            if data.get("format") != RECORD_FORMAT:
+            if data.get("format") not in _READABLE_FORMATS:
                 raise CorruptRecordError(
                     f"record format {data.get('format')!r} is not {RECORD_FORMAT}; "
                     "it was written by another version of assistant_flow"
@@ -143,6 +215,9 @@ class ConversationRecord:
                     for article in data.get("articles", ())
                 ),
                 run=None if (run := data.get("run")) is None else _string(run, "run"),
+                outbox=tuple(KeptMessage.from_dict(kept) for kept in data.get("outbox", ())),
+                seen=tuple(_string(seen, "seen") for seen in data.get("seen", ())),
+                latest_at=None if (at := data.get("latestAt")) is None else _string(at, "latestAt"),
             )
         except CorruptRecordError:
             raise

@@ -10,7 +10,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ClassVar
+
+from pydantic import BaseModel
 
 from ._exceptions import InvalidInputError, UnknownEventError
 from ._messages import (
@@ -20,6 +23,7 @@ from ._messages import (
     InitAssistantResponse,
     ReceivedMessage,
 )
+from ._sendable import MAX_ID_CHARS, check_json, check_text
 from ._templates import Choice, offered_choices
 from ._validation import parse
 
@@ -28,12 +32,15 @@ __all__ = [
     "Choose",
     "EndAssistant",
     "Event",
+    "JoinAssistant",
     "Receive",
     "Reply",
     "StartAssistant",
     "VisitArticle",
     "check_conversation_id",
     "choose",
+    "conversation_snapshot",
+    "parse_time",
     "receive",
     "reply",
     "start_assistant",
@@ -58,11 +65,20 @@ class StartAssistant:
 
 @dataclass(frozen=True, slots=True)
 class Receive:
-    """An assistant or agent message arrived. ``None`` means "offers none, keep what we have"."""
+    """An assistant or agent message arrived.
+
+    ``choices`` are the ones it offers (none withdraws those on offer); ``articles`` its
+    deflection, ``None`` when it has none (a pending deflection stays). ``message_id`` and
+    ``created`` (its ``createdAt``) let the step ignore a repeat or a message older than
+    the newest one applied; ``created_at`` is the text as Kustomer wrote it.
+    """
 
     trigger: ClassVar[str] = "receive"
-    choices: tuple[Choice, ...] | None
+    choices: tuple[Choice, ...]
     articles: tuple[DeflectionArticle, ...] | None
+    message_id: str | None = None
+    created_at: str | None = None
+    created: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +116,14 @@ class EndAssistant:
     trigger: ClassVar[str] = "end_assistant"
 
 
-Event = StartAssistant | Receive | Reply | Choose | VisitArticle | EndAssistant
+@dataclass(frozen=True, slots=True)
+class JoinAssistant:
+    """The server reports the conversation in assistant mode, without our ``initAssistant``."""
+
+    trigger: ClassVar[str] = "join_assistant"
+
+
+Event = StartAssistant | Receive | Reply | Choose | VisitArticle | EndAssistant | JoinAssistant
 
 
 def check_conversation_id(conversation_id: object, field: str = "conversation_id") -> str:
@@ -121,7 +144,7 @@ def check_conversation_id(conversation_id: object, field: str = "conversation_id
             f"`{field}` is empty; pass the conversationId Kustomer gave the conversation",
             field=field,
         )
-    return conversation_id
+    return check_text(conversation_id, field, "conversation", limit=MAX_ID_CHARS)
 
 
 def _check_optional_text(value: object, field: str, what: str, *, non_empty: bool = False) -> None:
@@ -135,6 +158,7 @@ def _check_optional_text(value: object, field: str, what: str, *, non_empty: boo
         raise InvalidInputError(
             f"{what}: `{field}` is empty; pass text or leave it out", field=field
         )
+    check_text(value, field, what)
 
 
 def start_assistant(init_response: InitAssistantResponse | Mapping[str, Any]) -> StartAssistant:
@@ -143,12 +167,20 @@ def start_assistant(init_response: InitAssistantResponse | Mapping[str, Any]) ->
     The quick replies or mll of the last greeting that offers any are put on offer, so the
     customer can answer the greeting with :meth:`choose`.
     """
-    response = parse(
-        InitAssistantResponse, init_response, "start_assistant: initAssistant response"
-    )
+    what = "start_assistant: initAssistant response"
+    _check_plain_json(init_response, InitAssistantResponse, what)
+    response = parse(InitAssistantResponse, init_response, what)
     choices: tuple[Choice, ...] = ()
     for index, greeting in enumerate(response.initial_messages):
         template = greeting.meta.template if greeting.meta else None
+        if not template:
+            # Kustomer checks the greetings it gets back against those it sent: one without
+            # its template cannot be the greeting initAssistant returned.
+            raise InvalidInputError(
+                f"{what}: `initialMessages.{index}.meta.template` is missing; pass the "
+                "greetings exactly as initAssistant returned them",
+                field=f"initialMessages.{index}.meta.template",
+            )
         found = offered_choices(template, f"start_assistant: initialMessages.{index}.meta.template")
         if found is not None:
             choices = found
@@ -163,6 +195,7 @@ def receive(message: ReceivedMessage | Mapping[str, Any], conversation_id: str) 
     Returns ``None`` for the customer's own messages (``direction: "in"``), which change
     nothing. A message addressed to another conversation is refused.
     """
+    _check_plain_json(message, ReceivedMessage, "receive: message")
     received = parse(ReceivedMessage, message, "receive: message")
     if received.conversation_id is not None and received.conversation_id != conversation_id:
         raise InvalidInputError(
@@ -181,7 +214,37 @@ def receive(message: ReceivedMessage | Mapping[str, Any], conversation_id: str) 
             article if article.visited == 0 else article.model_copy(update={"visited": 0})
             for article in meta.articles
         )
-    return Receive(choices=choices, articles=articles)
+    return Receive(
+        choices=choices or (),
+        articles=articles,
+        message_id=received.message_id or None,
+        created_at=received.created_at,
+        created=None if received.created_at is None else parse_time(received.created_at),
+    )
+
+
+def parse_time(text: str, field: str = "createdAt") -> datetime:
+    """Read Kustomer's ISO 8601 ``createdAt`` (``2026-11-25T10:00:01.000Z``); UTC if naive."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInputError(
+            f"receive: `{field}` is not an ISO 8601 time such as '2026-11-25T10:00:01.000Z'",
+            field=field,
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _check_plain_json(value: object, model: type[BaseModel], what: str) -> None:
+    """Refuse what can never be sent or stored, before pydantic reads it.
+
+    A model instance was built in Python and may hold anything its ``dict`` fields took, so
+    it is checked through its dump.
+    """
+    if isinstance(value, model):
+        value = value.model_dump(by_alias=True, exclude_none=True)
+    if isinstance(value, Mapping):
+        check_json(value, "", what)
 
 
 def reply(
@@ -225,6 +288,8 @@ def _check_attachments(attachments: object, what: str) -> tuple[Attachment, ...]
                 f"got {type(attachment).__name__}",
                 field=f"attachments.{index}",
             )
+        check_text(attachment.name, f"attachments.{index}.name", what)
+        check_text(attachment.content_type, f"attachments.{index}.content_type", what)
     return tuple(attachments)
 
 
@@ -236,6 +301,7 @@ def choose(choice: str, lang: str | None) -> Choose:
             "reply, or the displayName or id of an mll node",
             field="choice",
         )
+    check_text(choice, "choice", "choose")
     _check_optional_text(lang, "lang", "choose", non_empty=True)
     return Choose(choice=choice, lang=lang)
 
@@ -248,16 +314,59 @@ def visit_article(article_id: str) -> VisitArticle:
             "deflection's meta.articles",
             field="article_id",
         )
-    return VisitArticle(article_id=article_id)
+    return VisitArticle(article_id=check_text(article_id, "article_id", "visit_article"))
+
+
+def conversation_snapshot(
+    snapshot: Mapping[str, Any], conversation_id: str, what: str = "sync"
+) -> JoinAssistant | EndAssistant | None:
+    """The event a server's view of the conversation stands for, or ``None``.
+
+    ``snapshot`` is a conversation as Kustomer reports it: the answer of
+    ``createConversation`` or ``describeConversation``, an ``onConversationCreate`` payload,
+    a ``getConversations`` row (all flat, camelCase), or a REST conversation
+    (``{"data": {"id", "attributes": {...}}}``). ``isInAssistantMode: true`` joins a running
+    assistant, ``false`` ends it, absent changes nothing. Reading the REST resource's
+    ``attributes.isInAssistantMode`` the same way is **inferred**: Kustomer documents the
+    flag on the Core SDK's conversation objects only.
+    """
+    if not isinstance(snapshot, Mapping):
+        raise InvalidInputError(
+            f"{what}: the conversation must be a dict (its JSON object), "
+            f"got {type(snapshot).__name__}",
+            field="snapshot",
+        )
+    fields: Mapping[str, Any] = snapshot
+    data = snapshot.get("data")
+    if isinstance(data, Mapping):
+        attributes = data.get("attributes")
+        fields = {"conversationId": data.get("id"), **(attributes or {})}
+    named = fields.get("conversationId")
+    if named is not None and named != conversation_id:
+        raise InvalidInputError(
+            f"{what}: the snapshot's `conversationId` names another conversation than "
+            f"{conversation_id!r}; pass it to flow.conversation(<its conversationId>)",
+            field="conversationId",
+        )
+    mode = fields.get("isInAssistantMode")
+    if mode is None:
+        return None
+    if not isinstance(mode, bool):
+        raise InvalidInputError(
+            f"{what}: `isInAssistantMode` must be true or false, got {type(mode).__name__}",
+            field="isInAssistantMode",
+        )
+    return JoinAssistant() if mode else EndAssistant()
 
 
 KUSTOMER_EVENTS: Mapping[str, str | None] = {
     # Events that move a conversation, and the handle method they stand for.
     "onMessageReceived": "receive",
     "onAssistantEnded": "end_assistant",
+    # A conversation the server created with an assistant reports isInAssistantMode: true.
+    "onConversationCreate": "sync",
     # Events a backend may forward that change nothing here. onConversationEnded is one of
     # them on purpose: a closed conversation keeps its assistant mode until onAssistantEnded.
-    "onConversationCreate": None,
     "onConversationEnded": None,
     "onConversationUnended": None,
     "onMessageSent": None,
@@ -287,4 +396,7 @@ def kustomer_event(name: object, payload: object) -> tuple[str, str] | None:
             field="payload",
         )
     conversation_id = check_conversation_id(payload.get("conversationId"), "conversationId")
+    if name == "onConversationCreate" and payload.get("isInAssistantMode") is not True:
+        # A conversation created without an assistant: nothing to join, and nothing ends.
+        return None
     return method, conversation_id

@@ -14,8 +14,9 @@ AssistantFlowError
 ├── ConfigurationError (also TypeError)   a flow was wired with the wrong kind of object,
 │                                         e.g. a sync transport handed to AsyncFlow
 ├── TransitionError                       the trigger is not allowed in the current state
-├── TransportError                        the send failed; the conversation did not move,
-│   │                                     so a retry sends the same message again
+├── TransportError                        the send failed (`kept` false: nothing moved) or its
+│   │                                     outcome is unknown (`kept` true: the message is kept
+│   │                                     and delivered once, before the next step)
 │   ├── KustomerAPIError                  Kustomer answered with an error status: `status_code`,
 │   │   │                                 and `errors` parsed from its error body
 │   │   └── RateLimitedError              429; `retry_after` is the wait Kustomer asked for
@@ -190,7 +191,19 @@ class TransitionError(AssistantFlowError):
 
 
 class TransportError(AssistantFlowError):
-    """The transport could not deliver the message. The conversation did not move."""
+    """The transport could not deliver the message, or cannot say whether it did.
+
+    ``outcome_unknown`` is true when the request may have reached Kustomer (a timeout or a
+    dropped connection after the body went out, a 5xx, 408, 409 or 429, retries exhausted,
+    an answer that could not be read); a custom transport sets it on the errors it raises
+    for such sends. ``kept`` is true when the flow kept the message because of that: it is
+    delivered, with the same ``Idempotency-Key``, before the conversation's next step (or by
+    ``flush()``), exactly once. When ``kept`` is false nothing was delivered and the
+    conversation did not move.
+    """
+
+    outcome_unknown: bool = False
+    kept: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +229,11 @@ class KustomerErrorDetail:
         return self.message or self.detail or self.title or ""
 
 
+# Client-error statuses that do not refuse the request for good: a timeout, a conflict with
+# a concurrent request, a rate limit.
+_NOT_REFUSALS = frozenset({408, 409, 429})
+
+
 class KustomerAPIError(TransportError):
     """Kustomer answered with an error status.
 
@@ -237,6 +255,9 @@ class KustomerAPIError(TransportError):
         self.errors = tuple(errors)
         self.method = method
         self.path = path
+        # Only a 4xx that refuses the request says for sure that nothing was stored; a 5xx
+        # may come after the work was done, and 408, 409 and 429 say "not now", not "no".
+        self.outcome_unknown = not (400 <= status_code < 500) or status_code in _NOT_REFUSALS
 
 
 class RateLimitedError(KustomerAPIError):
@@ -258,6 +279,8 @@ class RateLimitedError(KustomerAPIError):
 class KustomerConnectionError(TransportError):
     """No answer came: the connection was refused or dropped, or the request timed out."""
 
+    outcome_unknown = True
+
 
 class KustomerTimeoutError(KustomerConnectionError):
     """The request timed out (connecting, writing, reading or waiting for a pooled connection)."""
@@ -268,6 +291,8 @@ class UnexpectedResponseError(TransportError):
 
     Not retried: the request may well have been processed.
     """
+
+    outcome_unknown = True
 
     def __init__(self, message: str, *, status_code: int) -> None:
         super().__init__(message)
@@ -281,6 +306,8 @@ class RetriesExhaustedError(TransportError):
     ``last_error`` the last failure (a :class:`KustomerAPIError` or
     :class:`KustomerConnectionError`), which is also ``__cause__``.
     """
+
+    outcome_unknown = True
 
     def __init__(
         self, message: str, *, attempts: int, elapsed: float, last_error: TransportError

@@ -20,22 +20,23 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._conversation import ConversationRecord
+from ._delivery import Delivery
 from ._events import (
     EndAssistant,
     Event,
     check_conversation_id,
     choose,
+    conversation_snapshot,
     kustomer_event,
     receive,
     reply,
     start_assistant,
     visit_article,
 )
-from ._exceptions import AssistantFlowError, ConfigurationError, StoreError, TransportError
+from ._exceptions import ConfigurationError, StoreError
 from ._logging import Logger, get_logger
 from ._machine import State
 from ._messages import Attachment, InitAssistantResponse, ReceivedMessage, SentMessage
-from ._step import Outcome, step
 from .stores.base import AsyncStore, Store
 from .stores.memory import MemoryStore
 from .transports.base import AsyncTransport, Transport
@@ -73,8 +74,10 @@ class Flow:
         """Forward an event the Core SDK emitted, by its Kustomer name and payload.
 
         ``onMessageReceived`` acts as :meth:`ConversationHandle.receive`, ``onAssistantEnded``
-        as :meth:`ConversationHandle.end_assistant`; the other Kustomer events are accepted
-        and change nothing. A name Kustomer does not use raises :class:`UnknownEventError`.
+        as :meth:`ConversationHandle.end_assistant`, ``onConversationCreate`` as
+        :meth:`ConversationHandle.sync` (a conversation the server created with an assistant
+        reports ``isInAssistantMode: true``); the other Kustomer events are accepted and
+        change nothing. A name Kustomer does not use raises :class:`UnknownEventError`.
         """
         routed = kustomer_event(event, payload)
         if routed is None:
@@ -84,31 +87,27 @@ class Flow:
         handle = self.conversation(conversation_id)
         if method == "receive":
             handle.receive(payload or {})
+        elif method == "sync":
+            handle.sync(payload or {})
         else:
             handle.end_assistant()
 
-    def _apply(self, conversation_id: str, event: Event) -> SentMessage | None:
-        sent = None
+    def _apply(self, conversation_id: str, event: Event | None) -> Delivery:
+        call = None
         try:
             with self.store.session(conversation_id) as held:
-                record = held.record or ConversationRecord(conversation_id)
-                outcome = step(record, event)
-                if outcome.message is not None:
+                call = Delivery(held.record, conversation_id, event, self._log)
+                while (message := call.next_message()) is not None:
                     try:
-                        sent = self.transport.send(outcome.message)
-                    except Exception as exc:
-                        _log_send_failed(self._log, outcome, exc)
-                        if isinstance(exc, AssistantFlowError):
-                            raise
-                        raise _transport_error(exc) from exc
-                # Logged before the save: the message went out even if the save then fails.
-                _log_outcome(self._log, outcome, sent)
-                if outcome.changed:
-                    held.save(outcome.record)  # written, then unlocked, as the block ends
+                        call.confirmed(self.transport.send(message))
+                    except Exception as exc:  # noqa: BLE001 - the call decides, then raises it
+                        call.failed(exc)
+                if call.to_save is not None:
+                    held.save(call.to_save)  # written, then unlocked, as the block ends
         except StoreError as exc:
-            _attach_sent(exc, sent)
+            _attach_sent(exc, None if call is None else call.sent)
             raise
-        return sent
+        return call
 
 
 class AsyncFlow:
@@ -151,30 +150,27 @@ class AsyncFlow:
         handle = self.conversation(conversation_id)
         if method == "receive":
             await handle.receive(payload or {})
+        elif method == "sync":
+            await handle.sync(payload or {})
         else:
             await handle.end_assistant()
 
-    async def _apply(self, conversation_id: str, event: Event) -> SentMessage | None:
-        sent = None
+    async def _apply(self, conversation_id: str, event: Event | None) -> Delivery:
+        call = None
         try:
             async with self.store.asession(conversation_id) as held:
-                record = held.record or ConversationRecord(conversation_id)
-                outcome = step(record, event)
-                if outcome.message is not None:
+                call = Delivery(held.record, conversation_id, event, self._log)
+                while (message := call.next_message()) is not None:
                     try:
-                        sent = await self.transport.asend(outcome.message)
-                    except Exception as exc:
-                        _log_send_failed(self._log, outcome, exc)
-                        if isinstance(exc, AssistantFlowError):
-                            raise
-                        raise _transport_error(exc) from exc
-                _log_outcome(self._log, outcome, sent)
-                if outcome.changed:
-                    held.save(outcome.record)
+                        call.confirmed(await self.transport.asend(message))
+                    except Exception as exc:  # noqa: BLE001 - the call decides, then raises it
+                        call.failed(exc)
+                if call.to_save is not None:
+                    held.save(call.to_save)
         except StoreError as exc:
-            _attach_sent(exc, sent)
+            _attach_sent(exc, None if call is None else call.sent)
             raise
-        return sent
+        return call
 
 
 class ConversationHandle:
@@ -211,7 +207,30 @@ class ConversationHandle:
         greetings go on offer. Allowed from ``init`` and ``ended`` (re-engaging starts a fresh
         run), and before the first reply (new greetings replace the unanswered ones).
         """
-        self._flow._apply(self.conversation_id, start_assistant(init_response))
+        self._flow._apply(self.conversation_id, start_assistant(init_response)).result()
+
+    def sync(self, snapshot: Mapping[str, Any]) -> None:
+        """Align with the server's view of the conversation, for an assistant it started.
+
+        ``snapshot`` is the conversation as Kustomer reports it (``createConversation`` or
+        ``describeConversation``'s answer, a ``getConversations`` row, an
+        ``onConversationCreate`` payload, or the REST resource). ``isInAssistantMode: true``
+        brings a conversation in ``init`` or ``ended`` into assistant mode with no
+        ``initAssistantPayload`` owed (none of our ``initAssistant`` calls began it);
+        ``false`` ends the assistant; absent changes nothing.
+        """
+        event = conversation_snapshot(snapshot, self.conversation_id)
+        if event is not None:
+            self._flow._apply(self.conversation_id, event).result()
+
+    def flush(self) -> list[SentMessage]:
+        """Deliver the kept message, if any, and nothing else; returns what was confirmed.
+
+        A message is kept when its send's outcome was unknown (the error said ``kept``);
+        every step delivers it first anyway, so this is for a conversation with nothing
+        else to send. An empty list means nothing was kept.
+        """
+        return self._flow._apply(self.conversation_id, None).redelivered
 
     def receive(self, message: ReceivedMessage | Mapping[str, Any]) -> None:
         """Take in an assistant or agent message as ``onMessageReceived`` delivers it.
@@ -221,7 +240,7 @@ class ConversationHandle:
         """
         event = receive(message, self.conversation_id)
         if event is not None:
-            self._flow._apply(self.conversation_id, event)
+            self._flow._apply(self.conversation_id, event).result()
 
     def send_message(
         self,
@@ -238,7 +257,7 @@ class ConversationHandle:
         state. Raises :class:`TransportError` if the send fails, leaving the state as it was.
         """
         event = reply(body, payload, attachments, lang)
-        return _sent(self._flow._apply(self.conversation_id, event))
+        return _sent(self._flow._apply(self.conversation_id, event).result())
 
     def choose(self, choice: str, *, lang: str | None = None) -> SentMessage:
         """Answer with an offered quick reply or mll node.
@@ -249,15 +268,15 @@ class ConversationHandle:
         A choice that is not on offer raises :class:`UnknownChoiceError` listing those that
         are; nothing is sent.
         """
-        return _sent(self._flow._apply(self.conversation_id, choose(choice, lang)))
+        return _sent(self._flow._apply(self.conversation_id, choose(choice, lang)).result())
 
     def visit_article(self, article_id: str) -> None:
         """Count a visit to one of the pending deflection's articles."""
-        self._flow._apply(self.conversation_id, visit_article(article_id))
+        self._flow._apply(self.conversation_id, visit_article(article_id)).result()
 
     def end_assistant(self) -> None:
         """``onAssistantEnded``: from now on messages carry ``isInAssistantMode: false``."""
-        self._flow._apply(self.conversation_id, EndAssistant())
+        self._flow._apply(self.conversation_id, EndAssistant()).result()
 
 
 class AsyncConversationHandle:
@@ -286,13 +305,23 @@ class AsyncConversationHandle:
         self, init_response: InitAssistantResponse | Mapping[str, Any]
     ) -> None:
         """See :meth:`ConversationHandle.start_assistant`."""
-        await self._flow._apply(self.conversation_id, start_assistant(init_response))
+        (await self._flow._apply(self.conversation_id, start_assistant(init_response))).result()
+
+    async def sync(self, snapshot: Mapping[str, Any]) -> None:
+        """See :meth:`ConversationHandle.sync`."""
+        event = conversation_snapshot(snapshot, self.conversation_id)
+        if event is not None:
+            (await self._flow._apply(self.conversation_id, event)).result()
+
+    async def flush(self) -> list[SentMessage]:
+        """See :meth:`ConversationHandle.flush`."""
+        return (await self._flow._apply(self.conversation_id, None)).redelivered
 
     async def receive(self, message: ReceivedMessage | Mapping[str, Any]) -> None:
         """See :meth:`ConversationHandle.receive`."""
         event = receive(message, self.conversation_id)
         if event is not None:
-            await self._flow._apply(self.conversation_id, event)
+            (await self._flow._apply(self.conversation_id, event)).result()
 
     async def send_message(
         self,
@@ -304,19 +333,19 @@ class AsyncConversationHandle:
     ) -> SentMessage:
         """See :meth:`ConversationHandle.send_message`."""
         event = reply(body, payload, attachments, lang)
-        return _sent(await self._flow._apply(self.conversation_id, event))
+        return _sent((await self._flow._apply(self.conversation_id, event)).result())
 
     async def choose(self, choice: str, *, lang: str | None = None) -> SentMessage:
         """See :meth:`ConversationHandle.choose`."""
-        return _sent(await self._flow._apply(self.conversation_id, choose(choice, lang)))
+        return _sent((await self._flow._apply(self.conversation_id, choose(choice, lang))).result())
 
     async def visit_article(self, article_id: str) -> None:
         """See :meth:`ConversationHandle.visit_article`."""
-        await self._flow._apply(self.conversation_id, visit_article(article_id))
+        (await self._flow._apply(self.conversation_id, visit_article(article_id))).result()
 
     async def end_assistant(self) -> None:
         """See :meth:`ConversationHandle.end_assistant`."""
-        await self._flow._apply(self.conversation_id, EndAssistant())
+        (await self._flow._apply(self.conversation_id, EndAssistant())).result()
 
 
 # --- shared by both drivers -----------------------------------------------------------------
@@ -361,48 +390,3 @@ def _attach_sent(error: StoreError, sent: SentMessage | None) -> None:
             f"the message was sent (id {sent.message_id}) before the save failed: the "
             "conversation's stored state is the one before this step"
         )
-
-
-def _log_send_failed(log: Logger, outcome: Outcome, exc: Exception) -> None:
-    # The exception's text may quote a request; its type is enough to correlate.
-    log.warning(
-        "send_failed",
-        conversation_id=outcome.record.conversation_id,
-        trigger=outcome.trigger,
-        error=type(exc).__name__,
-    )
-
-
-def _transport_error(exc: Exception) -> TransportError:
-    """The library error for a transport that raised something of its own."""
-    return TransportError(
-        f"the transport raised {type(exc).__name__}; the conversation did not move, "
-        "so sending again repeats the same message"
-    )
-
-
-def _log_outcome(log: Logger, outcome: Outcome, sent: SentMessage | None) -> None:
-    # conversation_id goes on each event rather than through log.bind(): binding builds a
-    # new logger per message, which costs more than the rest of the logging.
-    conversation_id = outcome.record.conversation_id
-    if outcome.dest != outcome.source:
-        log.info(
-            "transition",
-            conversation_id=conversation_id,
-            trigger=outcome.trigger,
-            source=outcome.source,
-            dest=outcome.dest,
-        )
-    message = outcome.message
-    if message is None or sent is None:
-        return
-    log.info(
-        "message_sent",
-        conversation_id=conversation_id,
-        message_id=sent.message_id,
-        in_assistant_mode=message.is_in_assistant_mode,
-        first_reply=message.init_assistant_payload is not None,
-        has_payload=message.payload is not None,
-        deflection_articles=len(message.last_deflection.articles) if message.last_deflection else 0,
-        attachments=len(message.attachments) if message.attachments else 0,
-    )

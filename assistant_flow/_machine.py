@@ -5,7 +5,9 @@ States (``.`` separates a nested state from its parent)::
     init                               no assistant yet: isInAssistantMode is left out
     in_assistant.awaiting_first_reply  initAssistant returned; the next reply carries
                                        initAssistantPayload
-    in_assistant.conversing            the assistant runs: isInAssistantMode is true
+    in_assistant.conversing            the assistant runs: isInAssistantMode is true (entered
+                                       by the first reply, or straight from init or ended
+                                       when the server started the assistant)
     ended                              onAssistantEnded arrived: isInAssistantMode is false
 
 The machine is the single source of truth for which trigger is allowed where and where it
@@ -83,6 +85,16 @@ TRANSITIONS: list[dict[str, Any]] = [
         "source": ["init", "ended", FIRST_REPLY_STATE],
         "dest": "in_assistant",
     },
+    # The server started the assistant (a conversation created with one, or a snapshot in
+    # assistant mode): it runs, and no initAssistantPayload is owed, since no initAssistant
+    # call of ours began it. Before our own first reply it changes nothing: the conversation
+    # we are about to answer reports assistant mode too, and the payload is still owed.
+    {
+        "trigger": "join_assistant",
+        "source": ["init", "ended"],
+        "dest": "in_assistant.conversing",
+    },
+    {"trigger": "join_assistant", "source": "in_assistant", "dest": None},
     # The first reply is the one that carries initAssistantPayload.
     {"trigger": "reply", "source": FIRST_REPLY_STATE, "dest": "in_assistant.conversing"},
     {"trigger": "reply", "source": _EVERY_STATE, "dest": None},

@@ -12,11 +12,13 @@ Source: the ``KustomerCore.sendMessage`` page (options, ``lastDeflection``,
 
 from __future__ import annotations
 
+import hashlib
+import json
 import mimetypes
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_serializer
 from pydantic.alias_generators import to_camel
 
 from ._exceptions import AttachmentError, InvalidInputError
@@ -127,16 +129,27 @@ class InitAssistantResponse(InboundModel):
 
 
 class DeflectionArticle(WireModel):
-    """One knowledge-base article of a deflection, and how often the customer opened it."""
+    """One knowledge-base article of a deflection, and how often the customer opened it.
+
+    Read from the web shape (``meta.articles``: ``id``, ``version``, ``lang``, ``title``,
+    ``url``) and from the mobile SDKs' (``KUSKBDeflectResult``: ``articleId``, ``webLink``;
+    ``articleUrl`` in some versions), where every field but the id is optional. Taking
+    ``articleId`` for ``id`` and ``webLink``/``articleUrl`` for ``url`` is **inferred** from
+    the iOS SDK's ``KUSKBDeflectResult`` (developer.kustomer.com/chat-sdk/v2-iOS, "api-structs-
+    kuskbdeflectresult"); where both ``id`` and ``articleId`` are present, ``id`` wins. It
+    always goes out in the web shape that ``sendMessage`` documents for ``lastDeflection``.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=256, validation_alias=AliasChoices("id", "articleId"))
     version: str | None = None
-    visited: int = Field(default=0, ge=0)
+    visited: int = Field(default=0, ge=0, le=2**31 - 1)
     lang: str | None = None
     title: str | None = None
-    url: str | None = None
+    url: str | None = Field(
+        default=None, validation_alias=AliasChoices("url", "webLink", "articleUrl")
+    )
 
 
 class LastDeflection(WireModel):
@@ -237,11 +250,9 @@ class SendMessageOptions(WireModel):
     from the conversation's state; callers set the rest.
 
     ``delivery_scope`` never goes on the wire (``to_wire()`` leaves it out). The flow sets it
-    to ``"{conversation_id}@{version}"`` when sending the message moves the conversation on
-    (a first reply, a choice, a reply to a deflection), and leaves it ``None`` for a plain
-    reply that changes nothing. A failed send leaves the record as it was, so a resend of
-    such a message has the same scope: the HTTP transport derives its ``Idempotency-Key``
-    from it, and Kustomer can recognise the resend of a message it already stored.
+    on every message it sends to ``"{conversation_id}@{run}@{version}"``, the record the
+    message was built from: each delivery has its own, and a kept message delivered again
+    after a lost answer has the one it first had. :meth:`idempotency_key` is derived from it.
     """
 
     conversation_id: str = Field(min_length=1)
@@ -253,6 +264,28 @@ class SendMessageOptions(WireModel):
     init_assistant_payload: InitAssistantPayload | None = None
     lang: str | None = Field(default=None, min_length=1)
     delivery_scope: str | None = Field(default=None, exclude=True)
+
+    def idempotency_key(self) -> str | None:
+        """The ``Idempotency-Key`` of this delivery, or ``None`` when it has no scope.
+
+        A hash of ``delivery_scope`` and of the message itself (its wire JSON and each
+        file's bytes): the same for every send of one delivery, different for any other
+        message, even one with the same scope.
+        """
+        if self.delivery_scope is None:
+            return None
+        digest = hashlib.sha256(self.delivery_scope.encode())
+        wire = json.dumps(self.to_wire(), sort_keys=True, separators=(",", ":"))
+        digest.update(b"\0" + wire.encode())
+        for attachment in self.attachments or ():
+            digest.update(hashlib.sha256(attachment.content).digest())
+        return digest.hexdigest()[:32]
+
+    def same_delivery(self, other: SendMessageOptions) -> bool:
+        """Whether ``other`` says exactly what this message says (its scope aside)."""
+        return self.to_wire() == other.to_wire() and [
+            attachment.content for attachment in self.attachments or ()
+        ] == [attachment.content for attachment in other.attachments or ()]
 
     @field_serializer("attachments")
     def _attachments_on_the_wire(

@@ -1,19 +1,31 @@
 """The pure core: ``step(record, event)`` gives the next record and the message to send.
 
-No I/O, no clock, no randomness. The flows wrap it: lock, load, step, send, save. Because the
-record is saved only after the transport confirms the send, a failed send leaves the record
-as it was and a retry builds the same message again, ``initAssistantPayload`` included.
+No I/O, no clock, no randomness. The flows wrap it: lock, load, step, send, save. The record
+advances only once the transport confirms the send. A send whose outcome is unknown is kept
+in the record instead (:func:`keep`), state unmoved, and :func:`delivered` applies its effect
+once a later delivery of it is confirmed: the same effect a confirmed send has, written once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import NamedTuple, assert_never
 
 from pydantic import ValidationError
 
-from ._conversation import ConversationRecord
-from ._events import Choose, EndAssistant, Event, Receive, Reply, StartAssistant, VisitArticle
+from ._conversation import SEEN_WINDOW, ConversationRecord, KeptMessage
+from ._events import (
+    Choose,
+    EndAssistant,
+    Event,
+    JoinAssistant,
+    Receive,
+    Reply,
+    StartAssistant,
+    VisitArticle,
+    parse_time,
+)
 from ._exceptions import InvalidInputError, UnknownArticleError, UnknownChoiceError
 from ._machine import assistant_mode_flag, next_state
 from ._messages import (
@@ -26,7 +38,7 @@ from ._messages import (
 from ._templates import Choice
 from ._validation import invalid_input
 
-__all__ = ["Outcome", "step"]
+__all__ = ["Outcome", "delivered", "keep", "step"]
 
 
 class Outcome(NamedTuple):
@@ -43,6 +55,7 @@ class Outcome(NamedTuple):
     message: SendMessageOptions | None
     trigger: str
     source: str
+    answers_choices: bool = False
 
     @property
     def dest(self) -> str:
@@ -61,38 +74,32 @@ def step(record: ConversationRecord, event: Event) -> Outcome:
     dest = next_state(source, event.trigger)
     new: ConversationRecord | None
     message: SendMessageOptions | None = None
+    answers_choices = False
     match event:
         case Reply(body=body, payload=payload, attachments=attachments, lang=lang):
-            new, message = _reply(
-                record,
-                dest,
-                body=body,
-                payload=payload,
-                attachments=attachments,
-                lang=lang,
-                choices_after=record.choices,
+            message = _message(
+                record, body=body, payload=payload, attachments=attachments, lang=lang
             )
+            new = _after_reply(record, dest, answers_choices=False)
         case Choose(choice=wanted, lang=lang):
             picked = _pick(record.choices, wanted)
-            # The question is answered: its buttons are no longer on offer.
-            new, message = _reply(
-                record,
-                dest,
-                body=picked.display_text,
-                payload=picked.value,
-                attachments=(),
-                lang=lang,
-                choices_after=(),
+            message = _message(
+                record, body=picked.display_text, payload=picked.value, attachments=(), lang=lang
             )
+            # The question is answered: its buttons are no longer on offer.
+            answers_choices = True
+            new = _after_reply(record, dest, answers_choices=True)
         case StartAssistant(payload=payload, choices=choices, run=run):
             new = _evolve(record, dest, init_payload=payload, choices=choices, articles=(), run=run)
-        case Receive(choices=choices, articles=articles):
+        case Receive():
+            new = _receive(record, dest, event)
+        case JoinAssistant():
             new = _evolve(
                 record,
                 dest,
                 init_payload=record.init_payload,
-                choices=record.choices if choices is None else choices,
-                articles=record.articles if articles is None else articles,
+                choices=record.choices,
+                articles=record.articles,
             )
         case VisitArticle(article_id=article_id):
             new = _evolve(
@@ -113,7 +120,31 @@ def step(record: ConversationRecord, event: Event) -> Outcome:
         message=message,
         trigger=event.trigger,
         source=source,
+        answers_choices=answers_choices,
     )
+
+
+def keep(
+    record: ConversationRecord, message: SendMessageOptions, *, answers_choices: bool
+) -> ConversationRecord:
+    """``record`` holding ``message``, whose delivery is in doubt, in its outbox; state unmoved."""
+    return replace(
+        record,
+        version=record.version + 1,
+        outbox=(*record.outbox, KeptMessage(message, answers_choices)),
+    )
+
+
+def delivered(record: ConversationRecord) -> ConversationRecord:
+    """``record`` once the first kept message is confirmed: its effect applied, out of the box.
+
+    The record has not moved since the message was kept (every step delivers the outbox
+    first), so this is the record a confirmed send would have saved, one version on.
+    """
+    kept, *rest = record.outbox
+    dest = next_state(record.machine_state, "reply")
+    after = _after_reply(record, dest, answers_choices=kept.answers_choices)
+    return replace(after, outbox=tuple(rest))
 
 
 def _evolve(
@@ -135,8 +166,8 @@ def _evolve(
         and run == record.run
     ):
         return None
-    return ConversationRecord(
-        conversation_id=record.conversation_id,
+    return replace(
+        record,
         machine_state=dest,
         version=record.version + 1,
         init_payload=init_payload,
@@ -146,21 +177,71 @@ def _evolve(
     )
 
 
-def _reply(
+def _after_reply(
+    record: ConversationRecord, dest: str, *, answers_choices: bool
+) -> ConversationRecord:
+    """The record once a reply is delivered: always a new version, so each has its own key.
+
+    The payload and the deflection have been delivered; a choice answers its question.
+    """
+    # Built field by field rather than with dataclasses.replace: this runs on every reply,
+    # and replace() costs several times more.
+    return ConversationRecord(
+        record.conversation_id,
+        dest,
+        record.version + 1,
+        None,
+        () if answers_choices else record.choices,
+        (),
+        record.run,
+        record.outbox,
+        record.seen,
+        record.latest_at,
+    )
+
+
+def _receive(record: ConversationRecord, dest: str, event: Receive) -> ConversationRecord | None:
+    """Apply an assistant message, unless it is a repeat or older than the newest applied.
+
+    Kustomer delivers at least once and not always in order; a repeat must not reset the
+    deflection's visits, and a late question must not replace the newer one's buttons. A
+    newer message withdraws the choices on offer unless it offers its own; a deflection
+    stays pending until a message brings another (the question after it, "did that help?",
+    must still be answered with ``lastDeflection``).
+    """
+    message_id = event.message_id
+    if message_id is not None and message_id in record.seen:
+        return None
+    latest = record.latest_at
+    if event.created is not None and latest is not None and event.created < parse_time(latest):
+        return None
+    updated = _evolve(
+        record,
+        dest,
+        init_payload=record.init_payload,
+        choices=event.choices,
+        articles=record.articles if event.articles is None else event.articles,
+    )
+    seen = record.seen if message_id is None else (*record.seen, message_id)[-SEEN_WINDOW:]
+    latest_at = latest if event.created is None else event.created_at
+    if updated is None and seen == record.seen and latest_at == latest:
+        return None
+    return replace(
+        updated or replace(record, version=record.version + 1), seen=seen, latest_at=latest_at
+    )
+
+
+def _message(
     record: ConversationRecord,
-    dest: str,
     *,
     body: str | None,
     payload: str | None,
     attachments: tuple[Attachment, ...],
     lang: str | None,
-    choices_after: tuple[Choice, ...],
-) -> tuple[ConversationRecord | None, SendMessageOptions]:
-    """The customer's message with its lifecycle fields, and what sending it changes."""
-    # The payload and the deflection have been delivered once this send succeeds.
-    new = _evolve(record, dest, init_payload=None, choices=choices_after, articles=())
+) -> SendMessageOptions:
+    """The customer's message with the lifecycle fields the record calls for."""
     try:
-        message = SendMessageOptions(
+        return SendMessageOptions(
             conversation_id=record.conversation_id,
             body=body,
             payload=payload,
@@ -171,13 +252,11 @@ def _reply(
             last_deflection=LastDeflection(articles=list(record.articles))
             if record.articles
             else None,
-            # A message that moves the conversation is the same delivery until the record
-            # moves: a resend after a lost answer gets the same scope (and idempotency key).
-            delivery_scope=None if new is None else _delivery_scope(record),
+            # Every delivery has a scope of its own; a kept one is sent again with its own.
+            delivery_scope=_delivery_scope(record),
         )
     except ValidationError as exc:
         raise invalid_input(exc, "send_message") from exc
-    return new, message
 
 
 def _delivery_scope(record: ConversationRecord) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 # --- Kustomer-shaped payloads -----------------------------------------------------------------
@@ -49,23 +51,35 @@ def init_response(*greetings: dict[str, Any], assistant: str = "asst_1") -> dict
     }
 
 
+_MESSAGE_NUMBERS = itertools.count(1)
+
+
 def assistant_message(
     conversation_id: str,
     template: dict[str, Any] | None = None,
     articles: list[dict[str, Any]] | None = None,
     body: str = "",
+    *,
+    number: int | None = None,
 ) -> dict[str, Any]:
-    """A message as onMessageReceived delivers it."""
+    """A message as onMessageReceived delivers it.
+
+    Each call makes a new message: its own ``messageId`` and a later ``createdAt``, unless
+    ``number`` names one (the same number gives the same message again, as a repeated
+    delivery does).
+    """
+    number = next(_MESSAGE_NUMBERS) if number is None else number
     meta: dict[str, Any] = {}
     if template is not None:
         meta["template"] = template
     if articles is not None:
         meta["articles"] = articles
+    moment = datetime(2026, 11, 25, 10, 0, tzinfo=UTC) + timedelta(seconds=number)
     return {
-        "messageId": "m_assistant",
+        "messageId": f"m_assistant_{number}",
         "conversationId": conversation_id,
         "body": body,
-        "createdAt": "2026-11-25T10:00:01.000Z",
+        "createdAt": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "direction": "out",
         "meta": meta,
         "sentBy": {"type": "assistant", "id": "asst_1", "displayName": "Helper"},

@@ -196,14 +196,19 @@ async def test_a_choice_is_on_offer_once(harness: Harness) -> None:
         await conv.choose("Yes")
 
 
-async def test_free_text_keeps_the_buttons_and_a_newer_question_replaces_them(
+async def test_free_text_keeps_the_buttons_and_a_newer_message_withdraws_them(
     harness: Harness,
 ) -> None:
     conv = await harness.started()
     await conv.receive(assistant_message("conv_1", quick_replies("Pick", ("Yes", "y"))))
     await conv.send_message("what do you mean?")
-    await conv.receive(assistant_message("conv_1", {"templateType": "text", "body": "Please pick"}))
     assert [c.display_text for c in (await conv.snapshot()).choices] == ["Yes"]
+    # A newer assistant message that offers nothing withdraws the question's buttons.
+    await conv.receive(assistant_message("conv_1", {"templateType": "text", "body": "Hm"}))
+    assert (await conv.snapshot()).choices == ()
+    with pytest.raises(UnknownChoiceError):
+        await conv.choose("Yes")
+    await conv.receive(assistant_message("conv_1", quick_replies("Again", ("Yes", "y"))))
     await conv.receive(assistant_message("conv_1", quick_replies("Now", ("Red", "r"))))
     with pytest.raises(UnknownChoiceError):
         await conv.choose("Yes")

@@ -37,10 +37,21 @@ def test_a_step_is_deterministic_and_leaves_its_input_alone() -> None:
 
 def test_a_step_that_changes_nothing_says_so() -> None:
     record = ConversationRecord("c1", machine_state="in_assistant.conversing", version=4)
-    outcome = step(record, reply("Hi", None, None, None))
+    outcome = step(record, Receive(choices=(), articles=None))
     assert not outcome.changed
     assert outcome.record is record
     assert step(ConversationRecord("c1", "ended", 2), EndAssistant()).changed is False
+
+
+def test_every_reply_moves_the_record_on_so_each_delivery_has_its_own_key() -> None:
+    record = ConversationRecord("c1", machine_state="in_assistant.conversing", version=4)
+    first = step(record, reply("Hi", None, None, None))
+    assert first.changed
+    assert first.record.version == 5
+    second = step(first.record, reply("Hi", None, None, None))
+    assert first.message is not None and second.message is not None
+    assert first.message.to_wire() == second.message.to_wire()
+    assert first.message.idempotency_key() != second.message.idempotency_key()
 
 
 def test_a_refused_step_raises_before_deciding_anything() -> None:
@@ -63,12 +74,17 @@ def test_ending_the_assistant_drops_what_it_offered() -> None:
     assert (ended.machine_state, ended.choices, ended.articles) == ("ended", (), ())
 
 
-def test_a_message_offering_nothing_keeps_what_is_on_offer() -> None:
-    record = ConversationRecord("c1", "in_assistant.conversing", 1, choices=(Choice("A", "a"),))
-    assert step(record, Receive(choices=None, articles=None)).changed is False
+def test_a_message_offering_nothing_withdraws_what_is_on_offer_but_keeps_a_deflection() -> None:
+    article = DeflectionArticle.model_validate(ARTICLES[0])
+    record = ConversationRecord(
+        "c1", "in_assistant.conversing", 1, choices=(Choice("A", "a"),), articles=(article,)
+    )
+    after = step(record, Receive(choices=(), articles=None)).record
+    assert after.choices == ()
+    assert after.articles == (article,)
 
 
-def test_a_message_that_moves_the_record_names_its_delivery_and_a_plain_one_does_not() -> None:
+def test_every_message_names_its_delivery_by_the_record_it_was_built_from() -> None:
     # The HTTP transport keys a resend by this scope; it is the record the message left.
     started = awaiting()
     first = step(started, reply("Hi", None, None, None))
@@ -95,9 +111,9 @@ def test_a_message_that_moves_the_record_names_its_delivery_and_a_plain_one_does
     assert answered.message.delivery_scope == "c1@7"
 
     plain = step(chosen.record, reply("Hi", None, None, None))
-    assert not plain.changed
+    assert plain.changed
     assert plain.message is not None
-    assert plain.message.delivery_scope is None
+    assert plain.message.delivery_scope == "c1@6"
     assert "deliveryScope" not in plain.message.to_wire()
 
 

@@ -35,6 +35,7 @@ from assistant_flow import (
     SQLiteStore,
     StoreError,
     StoreUnavailableError,
+    TransportError,
 )
 
 # Fail fast when Redis is down instead of redis-py's default ten retries with backoff.
@@ -320,25 +321,26 @@ async def test_a_store_error_with_nothing_sent_carries_no_message(mode: str) -> 
 async def test_a_failed_unlock_after_a_step_is_logged_not_raised(
     mode: str, own_redis_server: RedisServer
 ) -> None:
-    """The step happened; failing it now would invite a duplicate send. The lock lapses."""
+    """The step is over; failing it for the unlock would hide its outcome. The lock lapses."""
 
     class StoppingTransport(MemoryTransport):
         stop = False
 
         def send(self, message: SendMessageOptions) -> SentMessage:
-            sent = super().send(message)
             if self.stop:
                 own_redis_server.stop()
-            return sent
+                # Refused for good: the step saves nothing, its session only unlocks.
+                raise TransportError("refused")
+            return super().send(message)
 
     transport = StoppingTransport()
     driver = Driver(mode, transport, redis_store(mode, own_redis_server))
     await driver.call("start_assistant", init_response())
     await driver.call("send_message", "Hi")
-    transport.stop = True  # the next reply saves nothing: its session only unlocks
-    with capture_logs() as logs:
-        sent = await driver.call("send_message", "Again")
-    assert sent.message_id == "msg_2"
+    transport.stop = True
+    with capture_logs() as logs, pytest.raises(TransportError) as caught:
+        await driver.call("send_message", "Again")
+    assert caught.value.kept is False  # the send's own error, not the store's
     warnings = [log for log in logs if log["event"] == "unlock_failed"]
     assert len(warnings) == 1
     assert warnings[0]["log_level"] == "warning"

@@ -438,7 +438,8 @@ async def test_a_flow_runs_a_dialog_on_the_store(backend: Backend) -> None:
     assert ["initAssistantPayload" in m for m in sent] == [True, False, False, False]
     assert sent[1]["payload"] == "billing"
     assert [m.get("isInAssistantMode") for m in sent] == [True, True, True, False]
-    assert (final.state, final.version) == ("ended", 4)
+    # One version a step that changes the record: start, four messages, the end.
+    assert (final.state, final.version) == ("ended", 6)
 
 
 def test_sync_stores_refuse_async_flows_by_name(tmp_path: Path) -> None:
@@ -669,7 +670,8 @@ async def test_a_send_that_outlasts_the_lock_timeout_keeps_the_lock(durable: Bac
     assert ["initAssistantPayload" in m for m in slow.sent] == [True]
     assert ["initAssistantPayload" in m for m in quick.sent] == [False]
     assert final is not None
-    assert (final.state, final.version) == ("in_assistant", 2)  # a later reply saves nothing
+    # start_assistant, A's reply and B's: B waited and acted on the record A saved.
+    assert (final.state, final.version) == ("in_assistant", 3)
 
 
 async def test_a_holder_that_lost_its_lease_cannot_save(durable: Backend) -> None:

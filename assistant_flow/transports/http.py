@@ -11,8 +11,6 @@ asyncio transports only carry those steps out.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import re
 import time
 import uuid
@@ -56,23 +54,16 @@ IdempotencyKey = Callable[[SendMessageOptions], str]
 
 
 def default_idempotency_key(message: SendMessageOptions) -> str:
-    """The ``Idempotency-Key`` of a send: stable for a delivery, random otherwise.
+    """The ``Idempotency-Key`` of a send: stable for a delivery, random without a scope.
 
-    A message that moves the conversation carries ``delivery_scope`` (the conversation and
-    the record version it was built from); its key is a hash of that scope and of the
-    message (its wire JSON and each file's bytes), so sending it again after an answer was
-    lost reuses the key and Kustomer can answer with what it stored. A plain reply has no
-    scope and gets a random key: two identical messages are two messages.
+    A message a flow sends carries ``delivery_scope`` (the conversation, its run and the
+    record version it was built from); its key is :meth:`SendMessageOptions.idempotency_key`,
+    so the kept message a flow delivers again after a lost answer reuses its key, and
+    Kustomer answers with what it stored. A message sent without a flow, and so without a
+    scope, gets a random key. A replacement must be as deterministic, or a resend after a
+    lost answer is processed twice.
     """
-    scope = message.delivery_scope
-    if scope is None:
-        return uuid.uuid4().hex
-    digest = hashlib.sha256(scope.encode())
-    wire = json.dumps(message.to_wire(), sort_keys=True, separators=(",", ":"))
-    digest.update(b"\0" + wire.encode())
-    for attachment in message.attachments or ():
-        digest.update(hashlib.sha256(attachment.content).digest())
-    return digest.hexdigest()[:32]
+    return message.idempotency_key() or uuid.uuid4().hex
 
 
 class _AuthHeaders(dict[str, str]):

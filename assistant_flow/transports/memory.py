@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from .._exceptions import InvalidInputError, TransportError
+from .._exceptions import InvalidInputError, KustomerConnectionError, TransportError
 from .._messages import SendMessageOptions, SentMessage
 from .base import AsyncTransport, Transport
 
@@ -31,7 +31,8 @@ class MemoryTransport(Transport, AsyncTransport):
 
     ``sent`` holds the camelCase wire payload of every delivered message, in order. Message
     ids count up (``msg_1``, ``msg_2``, ...) and ``createdAt`` comes from ``clock``, so tests
-    can assert on exact responses. :meth:`fail_next` makes the coming sends fail. It serves
+    can assert on exact responses. :meth:`fail_next` makes the coming sends fail (not
+    delivered), :meth:`lose_next` makes them lose their answer (delivered). It serves
     ``Flow`` and ``AsyncFlow`` alike and may be shared between threads.
     """
 
@@ -40,6 +41,9 @@ class MemoryTransport(Transport, AsyncTransport):
         self._clock = clock
         self._ids = itertools.count(1)
         self._failures: list[Exception] = []
+        self._losses = 0
+        # Answers lost on cue, by idempotency key: a resend gets the stored answer again.
+        self._stored: dict[str, SentMessage] = {}
         self._lock = threading.Lock()
 
     def fail_next(self, count: int = 1, error: Exception | None = None) -> None:
@@ -53,6 +57,22 @@ class MemoryTransport(Transport, AsyncTransport):
         with self._lock:
             self._failures.extend([failure] * count)
 
+    def lose_next(self, count: int = 1) -> None:
+        """Make the next ``count`` sends lose their answer: delivered, but no reply came.
+
+        That is a connection dropped after Kustomer stored the message. Each such message is recorded in :attr:`sent` (Kustomer has it) and the send raises
+        :class:`KustomerConnectionError` (whose outcome is unknown). A later send with the
+        same idempotency key gets the stored answer and is not recorded again, as Kustomer
+        answers a repeated ``Idempotency-Key``.
+        """
+        if count < 1:
+            raise InvalidInputError(
+                "lose_next: `count`: it must be at least 1; pass how many answers to lose",
+                field="count",
+            )
+        with self._lock:
+            self._losses += count
+
     def send(self, message: SendMessageOptions) -> SentMessage:
         """Record ``message`` and answer with a ``callbackResponse``-shaped :class:`SentMessage`."""
         if self._failures:
@@ -60,6 +80,11 @@ class MemoryTransport(Transport, AsyncTransport):
                 failure = self._failures.pop(0) if self._failures else None
             if failure is not None:
                 raise failure
+        if self._stored or self._losses:
+            return self._send_keyed(message)
+        return self._record(message)
+
+    def _record(self, message: SendMessageOptions) -> SentMessage:
         wire = message.to_wire()
         self.sent.append(wire)
         files = wire.get("attachments")
@@ -72,15 +97,37 @@ class MemoryTransport(Transport, AsyncTransport):
             attachments=[attachment["file"] for attachment in files] if files else None,
         )
 
+    def _send_keyed(self, message: SendMessageOptions) -> SentMessage:
+        # Only once an answer has been lost does a send need its key: the fast path above
+        # never hashes a message.
+        key = message.idempotency_key()
+        with self._lock:
+            stored = None if key is None else self._stored.get(key)
+            lose = stored is None and self._losses > 0
+            if lose:
+                self._losses -= 1
+        if stored is not None:
+            return stored
+        sent = self._record(message)
+        if lose:
+            if key is not None:
+                self._stored[key] = sent
+            raise KustomerConnectionError(
+                "MemoryTransport lost this answer (lose_next): the message was stored"
+            )
+        return sent
+
     async def asend(self, message: SendMessageOptions) -> SentMessage:
         """The same as :meth:`send`; nothing here waits."""
         return self.send(message)
 
     def clear(self) -> None:
-        """Forget what was sent and any failures still queued."""
+        """Forget what was sent, stored answers, and any failures or losses still queued."""
         with self._lock:
             self.sent.clear()
             self._failures.clear()
+            self._stored.clear()
+            self._losses = 0
 
     def __repr__(self) -> str:
         return f"MemoryTransport(sent={len(self.sent)} messages)"
