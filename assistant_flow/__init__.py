@@ -18,7 +18,7 @@ A :class:`Flow` tracks each conversation through the assistant lifecycle (``init
 from typing import TYPE_CHECKING
 
 from . import stores
-from ._conversation import RECORD_FORMAT, ConversationRecord
+from ._conversation import RECORD_FORMAT, ConversationRecord, KeptMessage
 from ._events import KUSTOMER_EVENTS
 from ._exceptions import (
     AssistantFlowError,
@@ -126,6 +126,7 @@ __all__ = [
     "InitAssistantResponse",
     "InitialMessage",
     "InvalidInputError",
+    "KeptMessage",
     "KustomerAPIError",
     "KustomerConnectionError",
     "KustomerErrorDetail",

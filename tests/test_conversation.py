@@ -13,10 +13,10 @@ from assistant_flow import (
     CorruptRecordError,
     DeflectionArticle,
     InitAssistantResponse,
+    KeptMessage,
     SendMessageOptions,
     State,
 )
-from assistant_flow._conversation import KeptMessage
 from assistant_flow._templates import Choice
 
 

@@ -200,7 +200,13 @@ async def test_our_own_start_is_not_cut_short_by_the_create_event(harness: Harne
     "snapshot",
     [
         {"conversationId": "conv_1", "isInAssistantMode": True, "ended": False},
-        {"data": {"type": "conversation", "id": "conv_1", "attributes": {"isInAssistantMode": True}}},
+        {
+            "data": {
+                "type": "conversation",
+                "id": "conv_1",
+                "attributes": {"isInAssistantMode": True},
+            }
+        },
     ],
 )
 async def test_a_snapshot_in_assistant_mode_joins_the_assistant(
