@@ -30,7 +30,7 @@ from __future__ import annotations
 from ._conversation import ConversationRecord, KeptMessage
 from ._events import Choose, Event, Reply
 from ._exceptions import AssistantFlowError, TransportError
-from ._logging import Logger
+from ._logging import Logger, info_enabled
 from ._messages import SendMessageOptions, SentMessage
 from ._step import Outcome, delivered, keep, step
 
@@ -47,6 +47,8 @@ class Delivery:
     __slots__ = (
         "_error",
         "_event",
+        "_info",
+        "_interrupt",
         "_kept",
         "_loaded",
         "_log",
@@ -68,18 +70,20 @@ class Delivery:
         self._loaded = self.record
         self._event = event
         self._log = log
+        self._info = info_enabled(log)
         self._kept: KeptMessage | None = None
         self._outcome: Outcome | None = None
         self._resend = False
         self._sent: SentMessage | None = None
         self._error: AssistantFlowError | None = None
+        self._interrupt: BaseException | None = None
         self.redelivered: list[SentMessage] = []
 
     # --- what the driver asks -----------------------------------------------------------
 
     def next_message(self) -> SendMessageOptions | None:
         """The message to send now, or ``None`` when the call has nothing more to send."""
-        if self._error is not None or self._sent is not None:
+        if self._error is not None or self._sent is not None or self._interrupt is not None:
             return None
         record = self.record
         if record.outbox:
@@ -98,7 +102,8 @@ class Delivery:
         self._outcome = outcome
         if outcome.message is None:
             self.record = outcome.record
-            _log_transition(self._log, record, outcome.record, outcome.trigger)
+            if self._info:
+                _log_transition(self._log, record, outcome.record, outcome.trigger)
         return outcome.message
 
     def confirmed(self, sent: SentMessage) -> None:
@@ -107,14 +112,19 @@ class Delivery:
         if self._kept is not None:
             self.record = delivered(before)
             self.redelivered.append(sent)
-            _log_sent(self._log, before, self.record, self._kept.message, sent, redelivered=True)
+            if self._info:
+                _log_sent(
+                    self._log, before, self.record, self._kept.message, sent, redelivered=True
+                )
             if self._resend:
                 self._sent, self._event = sent, None
             return
         outcome = self._outcome
-        assert outcome is not None and outcome.message is not None
+        assert outcome is not None
+        assert outcome.message is not None
         self.record, self._sent = outcome.record, sent
-        _log_sent(self._log, before, outcome.record, outcome.message, sent, redelivered=False)
+        if self._info:
+            _log_sent(self._log, before, outcome.record, outcome.message, sent, redelivered=False)
 
     def failed(self, exc: Exception) -> None:
         """The transport raised ``exc`` for the message :meth:`next_message` gave."""
@@ -140,7 +150,8 @@ class Delivery:
                 )
         else:
             outcome = self._outcome
-            assert outcome is not None and outcome.message is not None
+            assert outcome is not None
+            assert outcome.message is not None
             message = outcome.message
             if unknown:
                 self.record = keep(record, message, answers_choices=outcome.answers_choices)
@@ -162,6 +173,27 @@ class Delivery:
             error=type(exc).__name__,
         )
 
+    def interrupted(self, exc: BaseException) -> None:
+        """The send was cancelled or interrupted (``CancelledError``, ``KeyboardInterrupt``).
+
+        The request may have gone out, so the message is kept as for any unknown outcome;
+        the driver saves that, then :meth:`result` raises ``exc`` again.
+        """
+        self._interrupt = exc
+        if self._kept is None:
+            outcome = self._outcome
+            assert outcome is not None
+            assert outcome.message is not None
+            self.record = keep(
+                self.record, outcome.message, answers_choices=outcome.answers_choices
+            )
+        self._log.warning(
+            "send_interrupted",
+            conversation_id=self.record.conversation_id,
+            redelivery=self._kept is not None,
+            error=type(exc).__name__,
+        )
+
     @property
     def to_save(self) -> ConversationRecord | None:
         """The record to save as the call ends, or ``None`` if nothing changed."""
@@ -176,6 +208,8 @@ class Delivery:
 
     def result(self) -> SentMessage | None:
         """The answer to the call's own message; raises the call's error, if any."""
+        if self._interrupt is not None:
+            raise self._interrupt
         if self._error is not None:
             raise self._error
         return self._sent

@@ -100,8 +100,10 @@ class Flow:
                 while (message := call.next_message()) is not None:
                     try:
                         call.confirmed(self.transport.send(message))
-                    except Exception as exc:  # noqa: BLE001 - the call decides, then raises it
+                    except Exception as exc:  # the call decides, then raises it
                         call.failed(exc)
+                    except BaseException as exc:  # interrupted mid-send: it may have gone
+                        call.interrupted(exc)
                 if call.to_save is not None:
                     held.save(call.to_save)  # written, then unlocked, as the block ends
         except StoreError as exc:
@@ -163,8 +165,10 @@ class AsyncFlow:
                 while (message := call.next_message()) is not None:
                     try:
                         call.confirmed(await self.transport.asend(message))
-                    except Exception as exc:  # noqa: BLE001 - the call decides, then raises it
+                    except Exception as exc:  # the call decides, then raises it
                         call.failed(exc)
+                    except BaseException as exc:  # cancelled mid-send: it may have gone
+                        call.interrupted(exc)
                 if call.to_save is not None:
                     held.save(call.to_save)
         except StoreError as exc:
@@ -230,7 +234,9 @@ class ConversationHandle:
         every step delivers it first anyway, so this is for a conversation with nothing
         else to send. An empty list means nothing was kept.
         """
-        return self._flow._apply(self.conversation_id, None).redelivered
+        call = self._flow._apply(self.conversation_id, None)
+        call.result()  # a delivery still in doubt, or refused, is raised, not hidden
+        return call.redelivered
 
     def receive(self, message: ReceivedMessage | Mapping[str, Any]) -> None:
         """Take in an assistant or agent message as ``onMessageReceived`` delivers it.
@@ -315,7 +321,9 @@ class AsyncConversationHandle:
 
     async def flush(self) -> list[SentMessage]:
         """See :meth:`ConversationHandle.flush`."""
-        return (await self._flow._apply(self.conversation_id, None)).redelivered
+        call = await self._flow._apply(self.conversation_id, None)
+        call.result()
+        return call.redelivered
 
     async def receive(self, message: ReceivedMessage | Mapping[str, Any]) -> None:
         """See :meth:`ConversationHandle.receive`."""
