@@ -255,15 +255,19 @@ def reply(
 ) -> Reply:
     """Build the event for a message the customer sends.
 
-    Plain checks rather than a pydantic round trip: this runs on every message, and the step
-    validates the finished message once more when it builds it.
+    Plain checks rather than a pydantic round trip: this runs on every message, and these
+    checks are the only ones (the step builds the message from them without validating
+    again). Each is skipped for a field left out, the common case.
     """
     what = "send_message"
-    _check_optional_text(body, "body", what)
-    _check_optional_text(payload, "payload", what, non_empty=True)
-    _check_optional_text(lang, "lang", what, non_empty=True)
-    files = _check_attachments(attachments, what)
-    has_body = body is not None and body.strip() != ""
+    if body is not None:
+        _check_optional_text(body, "body", what)
+    if payload is not None:
+        _check_optional_text(payload, "payload", what, non_empty=True)
+    if lang is not None:
+        _check_optional_text(lang, "lang", what, non_empty=True)
+    files = () if attachments is None else _check_attachments(attachments, what)
+    has_body = body is not None and not body.isspace() and body != ""
     if not has_body and payload is None and not files:
         raise InvalidInputError(
             f"{what}: nothing to send; pass a non-empty `body`, a `payload` or `attachments`",

@@ -16,7 +16,7 @@ import hashlib
 import json
 import mimetypes
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_serializer
 from pydantic.alias_generators import to_camel
@@ -36,6 +36,26 @@ __all__ = [
     "SendMessageOptions",
     "SentMessage",
 ]
+
+
+_ModelT = TypeVar("_ModelT", bound=BaseModel)
+
+
+def _trusted(
+    cls: type[_ModelT], values: dict[str, Any], *, extra: dict[str, Any] | None = None
+) -> _ModelT:
+    """A model instance holding ``values`` (every field, in order), with no validation.
+
+    What pydantic's ``model_construct`` does, without its per-field defaults and aliases
+    loop, which makes it slower than validating. Only for values already known good.
+    """
+    model = cls.__new__(cls)
+    setattr_ = object.__setattr__
+    setattr_(model, "__dict__", values)
+    setattr_(model, "__pydantic_fields_set__", set(values))
+    setattr_(model, "__pydantic_extra__", extra)
+    setattr_(model, "__pydantic_private__", None)
+    return model
 
 
 class WireModel(BaseModel):
@@ -265,6 +285,65 @@ class SendMessageOptions(WireModel):
     lang: str | None = Field(default=None, min_length=1)
     delivery_scope: str | None = Field(default=None, exclude=True)
 
+    @classmethod
+    def checked(
+        cls,
+        conversation_id: str,
+        *,
+        body: str | None,
+        payload: str | None,
+        attachments: list[Attachment] | None,
+        last_deflection: LastDeflection | None,
+        is_in_assistant_mode: bool | None,
+        init_assistant_payload: InitAssistantPayload | None,
+        lang: str | None,
+        delivery_scope: str | None,
+    ) -> SendMessageOptions:
+        """A message from values already checked, built without validating them again.
+
+        For the flow's step, whose inputs were validated where the caller handed them over
+        (and whose record parts were validated as they came in): validating the finished
+        message once more would cost a third of a send. Everything else builds messages with
+        the validating constructor.
+        """
+        return _trusted(
+            cls,
+            {
+                "conversation_id": conversation_id,
+                "body": body,
+                "payload": payload,
+                "attachments": attachments,
+                "last_deflection": last_deflection,
+                "is_in_assistant_mode": is_in_assistant_mode,
+                "init_assistant_payload": init_assistant_payload,
+                "lang": lang,
+                "delivery_scope": delivery_scope,
+            },
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON-ready camelCase dict, unset fields left out (pydantic's dump, by hand).
+
+        Written out because it runs on every send; a test holds it to
+        ``model_dump(mode="json", by_alias=True, exclude_none=True)``.
+        """
+        wire: dict[str, Any] = {"conversationId": self.conversation_id}
+        if self.body is not None:
+            wire["body"] = self.body
+        if self.payload is not None:
+            wire["payload"] = self.payload
+        if self.attachments is not None:
+            wire["attachments"] = [attachment.to_wire() for attachment in self.attachments]
+        if self.last_deflection is not None:
+            wire["lastDeflection"] = self.last_deflection.to_wire()
+        if self.is_in_assistant_mode is not None:
+            wire["isInAssistantMode"] = self.is_in_assistant_mode
+        if self.init_assistant_payload is not None:
+            wire["initAssistantPayload"] = self.init_assistant_payload.to_wire()
+        if self.lang is not None:
+            wire["lang"] = self.lang
+        return wire
+
     def idempotency_key(self) -> str | None:
         """The ``Idempotency-Key`` of this delivery, or ``None`` when it has no scope.
 
@@ -298,6 +377,34 @@ class SendMessageOptions(WireModel):
 
 class SentMessage(InboundModel):
     """The ``callbackResponse`` of ``sendMessage``: the message as Kustomer stored it."""
+
+    @classmethod
+    def checked(
+        cls,
+        *,
+        message_id: str,
+        body: str | None,
+        created_at: str,
+        direction: str,
+        conversation_id: str,
+        attachments: list[dict[str, Any]] | None,
+    ) -> SentMessage:
+        """An answer made in this process (an in-memory transport's), not validated again.
+
+        Answers from a server are read with ``model_validate``.
+        """
+        return _trusted(
+            cls,
+            {
+                "message_id": message_id,
+                "body": body,
+                "created_at": created_at,
+                "direction": direction,
+                "conversation_id": conversation_id,
+                "attachments": attachments,
+            },
+            extra={},
+        )
 
     message_id: str
     body: str | None = None

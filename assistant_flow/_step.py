@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import NamedTuple, assert_never
 
-from pydantic import ValidationError
-
 from ._conversation import SEEN_WINDOW, ConversationRecord, KeptMessage
 from ._events import (
     Choose,
@@ -36,7 +34,6 @@ from ._messages import (
     SendMessageOptions,
 )
 from ._templates import Choice
-from ._validation import invalid_input
 
 __all__ = ["Outcome", "delivered", "keep", "step"]
 
@@ -186,7 +183,7 @@ def _after_reply(
     """
     # Built field by field rather than with dataclasses.replace: this runs on every reply,
     # and replace() costs several times more.
-    return ConversationRecord(
+    return ConversationRecord.checked(
         record.conversation_id,
         dest,
         record.version + 1,
@@ -239,24 +236,24 @@ def _message(
     attachments: tuple[Attachment, ...],
     lang: str | None,
 ) -> SendMessageOptions:
-    """The customer's message with the lifecycle fields the record calls for."""
-    try:
-        return SendMessageOptions(
-            conversation_id=record.conversation_id,
-            body=body,
-            payload=payload,
-            attachments=list(attachments) if attachments else None,
-            lang=lang,
-            is_in_assistant_mode=assistant_mode_flag(record.machine_state),
-            init_assistant_payload=record.init_payload,
-            last_deflection=LastDeflection(articles=list(record.articles))
-            if record.articles
-            else None,
-            # Every delivery has a scope of its own; a kept one is sent again with its own.
-            delivery_scope=_delivery_scope(record),
-        )
-    except ValidationError as exc:
-        raise invalid_input(exc, "send_message") from exc
+    """The customer's message with the lifecycle fields the record calls for.
+
+    Built with :meth:`SendMessageOptions.checked`: the event's fields were checked where the
+    caller handed them over, the record's as they came in.
+    """
+    articles = record.articles
+    return SendMessageOptions.checked(
+        record.conversation_id,
+        body=body,
+        payload=payload,
+        attachments=list(attachments) if attachments else None,
+        lang=lang,
+        is_in_assistant_mode=assistant_mode_flag(record.machine_state),
+        init_assistant_payload=record.init_payload,
+        last_deflection=LastDeflection(articles=list(articles)) if articles else None,
+        # Every delivery has a scope of its own; a kept one is sent again with its own.
+        delivery_scope=_delivery_scope(record),
+    )
 
 
 def _delivery_scope(record: ConversationRecord) -> str:

@@ -2,18 +2,21 @@
 
     python benchmarks/send_cost.py            (or: make bench)
 
-Prints, from one process:
+Prints, from one process, for a reply in a running assistant, a first reply (it carries
+initAssistantPayload) and a choose (a quick reply: body and payload):
 
-* the median time of ``flow.conversation(id).send_message(...)`` on MemoryStore +
-  MemoryTransport with 10^3 and with 10^6 stored conversations, for a reply in a running
-  assistant (the common case; the record does not change, so nothing is saved) and for a
-  first reply (carries initAssistantPayload; the record is saved);
-* each as a ratio to building the same wire payload by hand and ``json.dumps``-ing it, measured
-  in the same process with batches interleaved, so machine noise hits both sides alike;
+* the median time of ``flow.conversation(id).<call>(...)`` on MemoryStore + MemoryTransport,
+  the reply with 10^3 and with 10^6 stored conversations;
+* each as a ratio to building the same wire payload by hand and ``json.dumps``-ing it,
+  measured in the same rounds (batches interleaved), so machine noise hits both sides alike;
+* all of it under three logging set-ups, their batches interleaved too: ``default`` (structlog
+  left unconfigured, as a user gets it: the events go to the silent stdlib logger),
+  ``info dropped`` (structlog configured with a WARNING threshold) and ``JSON at info``
+  (structlog rendering every info event as JSON, into memory);
 * the bytes held per idle stored conversation (tracemalloc over 10^5 conversations).
 
-structlog is configured to drop info events (a WARNING threshold), as a high-volume backend
-would; ``--log-info`` keeps them and renders JSON into memory, to show what logging adds.
+Every reply now saves the record (each message has its own stable idempotency key), so
+the record, the outbox check and the inbound window are all on the measured path.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 import structlog
 
 from assistant_flow import (
+    Choice,
     ConversationRecord,
     Flow,
     InitAssistantResponse,
@@ -151,122 +155,134 @@ def bytes_per_idle_conversation(count: int) -> float:
     return held / count
 
 
+SETUPS = ("default", "info dropped", "JSON at info")
+
+
+def use_logging(setup: str) -> None:
+    """Switch structlog to one of the measured set-ups (no logger caching, so it applies)."""
+    structlog.reset_defaults()
+    if setup == "info dropped":
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    elif setup == "JSON at info":
+        structlog.configure(
+            processors=[structlog.processors.add_log_level, structlog.processors.JSONRenderer()],
+            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+            logger_factory=structlog.ReturnLoggerFactory(),
+        )
+
+
+def by_hand_choose(cid: str) -> str:
+    return json.dumps(
+        {"conversationId": cid, "body": "Billing", "payload": "billing", "isInAssistantMode": True}
+    )
+
+
+CHOICES = (Choice("Billing", "billing"), Choice("Tech", "tech"))
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", type=int, default=1_000, help="conversations in the small store")
     parser.add_argument("--large", type=int, default=1_000_000, help="... in the large store")
     parser.add_argument("--batch", type=int, default=1_000, help="sends per timed batch")
-    parser.add_argument("--repeats", type=int, default=41, help="timed batches per contender")
+    parser.add_argument("--repeats", type=int, default=31, help="timed rounds")
     parser.add_argument("--memory-sample", type=int, default=100_000)
-    parser.add_argument("--log-info", action="store_true", help="render info events as JSON")
     args = parser.parse_args(argv)
 
-    if args.log_info:
-        structlog.configure(
-            processors=[structlog.processors.add_log_level, structlog.processors.JSONRenderer()],
-            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-            logger_factory=structlog.ReturnLoggerFactory(),
-            cache_logger_on_first_use=True,
-        )
-    else:
-        structlog.configure(
-            wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-            cache_logger_on_first_use=True,
-        )
     check_population_matches_the_flow()
-
     rng = random.Random(7)
     flows: dict[str, Flow] = {}
     transports: list[MemoryTransport] = []
-    sizes = {"small": args.small, "large": args.large}
-    for label, size in sizes.items():
+    for label, size in {"small": args.small, "large": args.large}.items():
         store = MemoryStore()
         populate(store, size, CONVERSING)
         transport = MemoryTransport()
         transports.append(transport)
         flows[label] = Flow(transport, store)
 
-    def sample(size: int) -> Callable[[], list[str]]:
-        return lambda: [conversation_id(rng.randrange(size)) for _ in range(args.batch)]
-
-    def clear() -> None:
-        for transport in transports:
-            transport.sent.clear()
-
-    def reply_on(flow: Flow) -> Callable[[str], object]:
-        return lambda cid: flow.conversation(cid).send_message(BODY)
-
-    reply = measure(
-        {
-            "by hand": by_hand_reply,
-            "small": reply_on(flows["small"]),
-            "large": reply_on(flows["large"]),
-        },
-        {"by hand": sample(args.small), "small": sample(args.small), "large": sample(args.large)},
-        args.repeats,
-        clear,
-    )
-
-    # First replies consume the pending payload, so each batch gets fresh conversations.
-    first_store = MemoryStore()
+    # First replies and chooses consume what they answer, so each batch gets fresh ones.
     fresh = iter(range(10**9))
-    first_flow = Flow(MemoryTransport(), first_store)
-    transports.append(first_flow.transport)  # type: ignore[arg-type]
+    fresh_store = MemoryStore()
+    fresh_transport = MemoryTransport()
+    transports.append(fresh_transport)
+    fresh_flow = Flow(fresh_transport, fresh_store)
 
-    def fresh_awaiting() -> list[str]:
-        ids = [f"first_{next(fresh):09d}" for _ in range(args.batch)]
+    def fresh_records(**parts: Any) -> list[str]:
+        ids = [f"fresh_{next(fresh):09d}" for _ in range(args.batch)]
         for cid in ids:
-            record = ConversationRecord(cid, AWAITING, 1, init_payload=INIT_PAYLOAD)
-            first_store.save(record, expected_version=0)
+            run = secrets.token_hex(8)
+            record = ConversationRecord(cid, run=run, **parts)
+            fresh_store.save(record, expected_version=0)
         return ids
 
-    first = measure(
-        {"by hand": by_hand_first_reply, "flow": reply_on(first_flow)},
-        {"by hand": sample(args.small), "flow": fresh_awaiting},
-        args.repeats,
-        clear,
-    )
-    assert all("initAssistantPayload" in sent for sent in first_flow.transport.sent[-1:])  # type: ignore[attr-defined]
+    def sample(size: int) -> list[str]:
+        return [conversation_id(rng.randrange(size)) for _ in range(args.batch)]
+
+    contenders: dict[str, tuple[Callable[[str], object], Callable[[], list[str]]]] = {
+        "reply by hand": (by_hand_reply, lambda: sample(args.small)),
+        "reply small": (
+            lambda cid: flows["small"].conversation(cid).send_message(BODY),
+            lambda: sample(args.small),
+        ),
+        "reply large": (
+            lambda cid: flows["large"].conversation(cid).send_message(BODY),
+            lambda: sample(args.large),
+        ),
+        "first by hand": (by_hand_first_reply, lambda: sample(args.small)),
+        "first": (
+            lambda cid: fresh_flow.conversation(cid).send_message(BODY),
+            lambda: fresh_records(machine_state=AWAITING, version=1, init_payload=INIT_PAYLOAD),
+        ),
+        "choose by hand": (by_hand_choose, lambda: sample(args.small)),
+        "choose": (
+            lambda cid: fresh_flow.conversation(cid).choose("Billing"),
+            lambda: fresh_records(machine_state=CONVERSING, version=2, choices=CHOICES),
+        ),
+    }
+    samples: dict[tuple[str, str], list[float]] = {
+        (setup, name): [] for setup in SETUPS for name in contenders
+    }
+    for _ in range(args.repeats):
+        for setup in SETUPS:
+            use_logging(setup)
+            for name, (call, ids_for) in contenders.items():
+                ids = ids_for()
+                samples[(setup, name)].append(batch_seconds(call, ids))
+                for transport in transports:
+                    transport.sent.clear()
+    structlog.reset_defaults()
+    for transport in transports:
+        assert not transport.sent
+    median = {key: statistics.median(values) for key, values in samples.items()}
 
     per_conversation = bytes_per_idle_conversation(args.memory_sample)
-
-    results = {
-        "reply_small_us": reply["small"] * 1e6,
-        "reply_large_us": reply["large"] * 1e6,
-        "reply_by_hand_us": reply["by hand"] * 1e6,
-        "reply_ratio": reply["small"] / reply["by hand"],
-        "large_over_small": reply["large"] / reply["small"],
-        "first_reply_us": first["flow"] * 1e6,
-        "first_by_hand_us": first["by hand"] * 1e6,
-        "first_reply_ratio": first["flow"] / first["by hand"],
-        "bytes_per_idle_conversation": per_conversation,
-    }
-    logging_note = "info events rendered as JSON" if args.log_info else "info events filtered"
+    results: dict[str, float] = {"bytes_per_idle_conversation": per_conversation}
     print(
-        f"send cost, MemoryStore + MemoryTransport ({logging_note}; medians of "
-        f"{args.repeats} batches of {args.batch})"
+        f"send cost, MemoryStore + MemoryTransport (medians of {args.repeats} interleaved "
+        f"rounds of {args.batch} sends each)"
     )
-    print(f"{'':44} {'median':>10} {'ratio':>8}")
     rows = [
-        ("reply by hand (dict + json.dumps)", reply["by hand"], 1.0),
-        (f"reply, {args.small:,} conversations stored", reply["small"], results["reply_ratio"]),
-        (
-            f"reply, {args.large:,} conversations stored",
-            reply["large"],
-            reply["large"] / reply["by hand"],
-        ),
-        ("first reply by hand (with initAssistantPayload)", first["by hand"], 1.0),
-        (
-            "first reply through the flow (record saved)",
-            first["flow"],
-            results["first_reply_ratio"],
-        ),
+        ("reply by hand (dict + json.dumps)", "reply by hand", "reply by hand"),
+        (f"reply, {args.small:,} conversations stored", "reply small", "reply by hand"),
+        (f"reply, {args.large:,} conversations stored", "reply large", "reply by hand"),
+        ("first reply by hand (with initAssistantPayload)", "first by hand", "first by hand"),
+        ("first reply through the flow", "first", "first by hand"),
+        ("choose by hand (body + payload)", "choose by hand", "choose by hand"),
+        ("choose through the flow", "choose", "choose by hand"),
     ]
-    for name, seconds, ratio in rows:
-        print(f"{name:44} {seconds * 1e6:8.2f} us {ratio:7.2f}x")
-    print(f"{args.large:,} stored / {args.small:,} stored: {results['large_over_small']:.2f}x")
+    for setup in SETUPS:
+        print(f"\nlogging: {setup}")
+        print(f"{'':48} {'median':>10} {'ratio':>8}")
+        for label, name, floor in rows:
+            seconds = median[(setup, name)]
+            ratio = seconds / median[(setup, floor)]
+            results[f"{setup}: {name}"] = ratio
+            print(f"{label:48} {seconds * 1e6:8.2f} us {ratio:7.2f}x")
+        scale = median[(setup, "reply large")] / median[(setup, "reply small")]
+        results[f"{setup}: large over small"] = scale
+        print(f"{args.large:,} stored / {args.small:,} stored: {scale:.2f}x")
     print(
-        f"bytes held per idle stored conversation: {per_conversation:.0f} "
+        f"\nbytes held per idle stored conversation: {per_conversation:.0f} "
         f"(tracemalloc, {args.memory_sample:,} conversations)"
     )
     return results

@@ -98,3 +98,60 @@ def test_a_flow_accepts_its_own_logger() -> None:
         conv = Flow(MemoryTransport(), logger=logger).conversation("conv_1")
         conv.start_assistant(init_response())
     assert logs[0]["worker"] == 3
+
+
+# --- quiet by default -------------------------------------------------------------------------
+
+
+def test_unconfigured_the_library_prints_nothing(capfd: pytest.CaptureFixture[str]) -> None:
+    from assistant_flow import Flow, MemoryTransport
+
+    structlog.reset_defaults()
+    transport = MemoryTransport()
+    conv = Flow(transport).conversation("conv_1")
+    conv.start_assistant(init_response())
+    conv.send_message("Hi")
+    transport.fail_next()  # a warning, which stdlib's last-resort handler would print
+    with pytest.raises(TransportError):
+        conv.send_message("again")
+    printed = capfd.readouterr()
+    assert (printed.out, printed.err) == ("", "")
+
+
+def test_unconfigured_the_events_go_to_the_stdlib_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from assistant_flow import Flow, MemoryTransport
+
+    structlog.reset_defaults()
+    with caplog.at_level(logging.INFO, logger="assistant_flow"):
+        conv = Flow(MemoryTransport()).conversation("conv_1")
+        conv.start_assistant(init_response())
+        conv.send_message("my secret question")
+    records = [r for r in caplog.records if r.name == "assistant_flow"]
+    assert [r.event_name for r in records] == ["transition", "transition", "message_sent"]  # type: ignore[attr-defined]
+    sent = records[-1]
+    assert sent.levelno == logging.INFO
+    assert sent.event_fields["first_reply"] is True  # type: ignore[attr-defined]
+    assert sent.getMessage().startswith("message_sent conversation_id='conv_1'")
+    assert "secret" not in caplog.text
+
+
+def test_once_structlog_is_configured_the_events_follow_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from assistant_flow import Flow, MemoryTransport
+
+    # A flow made before the application configures structlog follows it all the same.
+    conv = Flow(MemoryTransport()).conversation("conv_1")
+    structlog.configure(
+        processors=[structlog.processors.JSONRenderer()],
+        logger_factory=structlog.PrintLoggerFactory(),
+    )
+    try:
+        conv.start_assistant(init_response())
+    finally:
+        structlog.reset_defaults()
+    assert '"event": "transition"' in capsys.readouterr().out

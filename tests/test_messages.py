@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from payloads import greeting, init_response, mll, quick_replies
 
 from assistant_flow import (
@@ -161,3 +164,73 @@ def test_mll_offers_every_live_node_depth_first() -> None:
 @pytest.mark.parametrize("template", [None, {}, {"templateType": "text", "body": "hi"}])
 def test_templates_without_choices_offer_none(template: dict[str, object] | None) -> None:
     assert offered_choices(template, "t") is None
+
+
+# --- the hand-written fast paths agree with pydantic -----------------------------------------
+
+
+_TEXT = st.one_of(st.none(), st.text(min_size=1, max_size=8))
+_ARTICLES = st.lists(
+    st.builds(
+        DeflectionArticle,
+        id=st.text(min_size=1, max_size=4),
+        visited=st.integers(0, 9),
+        title=_TEXT,
+        url=_TEXT,
+    ),
+    min_size=1,
+    max_size=2,
+)
+
+
+@given(
+    body=_TEXT,
+    payload=_TEXT,
+    lang=_TEXT,
+    mode=st.one_of(st.none(), st.booleans()),
+    articles=st.one_of(st.none(), _ARTICLES),
+    first=st.booleans(),
+    files=st.lists(st.binary(max_size=4), max_size=2),
+)
+def test_the_hand_written_wire_shape_is_pydantics(
+    body: str | None,
+    payload: str | None,
+    lang: str | None,
+    mode: bool | None,
+    articles: list[DeflectionArticle] | None,
+    first: bool,
+    files: list[bytes],
+) -> None:
+    init = (
+        InitAssistantResponse.model_validate(init_response()).to_init_payload() if first else None
+    )
+    fields: dict[str, Any] = {
+        "body": body,
+        "payload": payload,
+        "attachments": [Attachment.from_bytes(c, f"f{i}.pdf") for i, c in enumerate(files)] or None,
+        "last_deflection": None if articles is None else LastDeflection(articles=articles),
+        "is_in_assistant_mode": mode,
+        "init_assistant_payload": init,
+        "lang": lang,
+        "delivery_scope": "c@r@1",
+    }
+    validated = SendMessageOptions(conversation_id="conv_1", **fields)
+    trusted = SendMessageOptions.checked("conv_1", **fields)
+    pydantic_dump = validated.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert validated.to_wire() == pydantic_dump
+    assert trusted.to_wire() == pydantic_dump
+    assert trusted == validated
+    assert trusted.idempotency_key() == validated.idempotency_key()
+
+
+def test_an_answer_built_in_process_equals_one_read_from_json() -> None:
+    fields: dict[str, Any] = {
+        "message_id": "msg_1",
+        "body": "Hi",
+        "created_at": "2026-11-25T10:00:00.000Z",
+        "direction": "in",
+        "conversation_id": "conv_1",
+        "attachments": None,
+    }
+    assert SentMessage.checked(**fields) == SentMessage.model_validate(fields)
+    assert SentMessage.checked(**fields).model_dump() == SentMessage(**fields).model_dump()

@@ -11,7 +11,7 @@ from .._conversation import ConversationRecord
 from .._exceptions import ConflictError, LockTimeoutError
 from ._options import check_timeouts
 from ._waiting import timed_out
-from .base import AsyncStore, Store
+from .base import AsyncStore, Store, StoreSession
 
 __all__ = ["MemoryStore"]
 
@@ -59,17 +59,21 @@ class MemoryStore(Store, AsyncStore):
 
     def save(self, record: ConversationRecord, *, expected_version: int) -> None:
         """Store ``record`` if the stored version is still ``expected_version``."""
-        conversation_id = record.conversation_id
         with self._guard:
             if self._deadlines is not None:
-                self._forget_if_expired(conversation_id)
-            current = self._records.get(conversation_id)
-            found = 0 if current is None else current.version
-            if found != expected_version:
-                raise ConflictError(conversation_id, expected_version, found)
-            self._records[conversation_id] = record
+                self._forget_if_expired(record.conversation_id)
+            self._save_guarded(record, expected_version)
             if self._deadlines is not None:
-                self._deadlines[conversation_id] = time.monotonic() + self._ttl
+                self._deadlines[record.conversation_id] = time.monotonic() + self._ttl
+
+    def _save_guarded(self, record: ConversationRecord, expected_version: int) -> None:
+        # Called under the guard: the compare-and-set itself.
+        conversation_id = record.conversation_id
+        current = self._records.get(conversation_id)
+        found = 0 if current is None else current.version
+        if found != expected_version:
+            raise ConflictError(conversation_id, expected_version, found)
+        self._records[conversation_id] = record
 
     def delete(self, conversation_id: str) -> None:
         """Forget the conversation."""
@@ -116,6 +120,15 @@ class MemoryStore(Store, AsyncStore):
             held.users += 1
         return held
 
+    def session(self, conversation_id: str) -> StoreSession:
+        """One flow step: lock and load, then save and unlock (see :meth:`Store.session`).
+
+        The same steps as the default session, with the store's guard taken once on the way
+        in and once on the way out (the save and the lock's bookkeeping share it): on an
+        in-memory send the guard was a tenth of the cost.
+        """
+        return _MemorySession(self, conversation_id)
+
     # --- AsyncStore: nothing here waits, so the async twins are the sync methods ----------
 
     async def aload(self, conversation_id: str) -> ConversationRecord | None:
@@ -137,6 +150,52 @@ class MemoryStore(Store, AsyncStore):
             held = self._task_locks[conversation_id] = _TaskLock(self, conversation_id)
         held.users += 1
         return held
+
+
+class _MemorySession(StoreSession):
+    """:meth:`MemoryStore.session`: one guard section to enter, one to leave."""
+
+    __slots__ = ()
+    _store: MemoryStore
+    _lock: _ThreadLock | None
+
+    def __enter__(self) -> _MemorySession:
+        store = self._store
+        held = store.lock(self.conversation_id)
+        held.__enter__()
+        self._lock = held
+        self.record = store.load(self.conversation_id)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        held, self._lock = self._lock, None
+        if held is None:
+            return
+        store = self._store
+        pending = self._pending if exc_type is None else None
+        if store._deadlines is not None:  # the ttl bookkeeping takes the slow path
+            try:
+                if pending is not None:
+                    store.save(pending, expected_version=self.expected_version)
+            finally:
+                held.__exit__(exc_type, exc, traceback)
+            return
+        try:
+            with store._guard:
+                try:
+                    if pending is not None:
+                        store._save_guarded(pending, self.expected_version)
+                finally:
+                    held.users -= 1
+                    if held.users == 0:
+                        del store._thread_locks[held.conversation_id]
+        finally:
+            held._lock.release()
 
 
 class _HeldLock:
