@@ -30,6 +30,7 @@ from __future__ import annotations
 from ._conversation import ConversationRecord, KeptMessage
 from ._events import Choose, Event, Reply
 from ._exceptions import AssistantFlowError, TransportError
+from ._hooks import HookEvent, MessageSentEvent, SendFailedEvent, step_events
 from ._logging import Logger, info_enabled
 from ._messages import SendMessageOptions, SentMessage
 from ._step import Outcome, delivered, keep, step
@@ -55,6 +56,7 @@ class Delivery:
         "_outcome",
         "_resend",
         "_sent",
+        "happened",
         "record",
         "redelivered",
     )
@@ -65,6 +67,8 @@ class Delivery:
         conversation_id: str,
         event: Event | None,
         log: Logger,
+        *,
+        collect: bool = False,
     ) -> None:
         self.record = ConversationRecord(conversation_id) if loaded is None else loaded
         self._loaded = self.record
@@ -78,6 +82,8 @@ class Delivery:
         self._error: AssistantFlowError | None = None
         self._interrupt: BaseException | None = None
         self.redelivered: list[SentMessage] = []
+        # What the hooks are told once the call is saved; None when the flow has no hooks.
+        self.happened: list[HookEvent] | None = [] if collect else None
 
     # --- what the driver asks -----------------------------------------------------------
 
@@ -104,27 +110,35 @@ class Delivery:
             self.record = outcome.record
             if self._info:
                 _log_transition(self._log, record, outcome.record, outcome.trigger)
+            if self.happened is not None:
+                self.happened.extend(step_events(record, outcome.record, outcome.trigger))
         return outcome.message
 
     def confirmed(self, sent: SentMessage) -> None:
         """The transport delivered the message :meth:`next_message` gave."""
         before = self.record
         if self._kept is not None:
+            message, trigger = self._kept.message, "reply"
             self.record = delivered(before)
             self.redelivered.append(sent)
-            if self._info:
-                _log_sent(
-                    self._log, before, self.record, self._kept.message, sent, redelivered=True
-                )
             if self._resend:
                 self._sent, self._event = sent, None
-            return
-        outcome = self._outcome
-        assert outcome is not None
-        assert outcome.message is not None
-        self.record, self._sent = outcome.record, sent
+        else:
+            outcome = self._outcome
+            assert outcome is not None
+            assert outcome.message is not None
+            message, trigger = outcome.message, outcome.trigger
+            self.record, self._sent = outcome.record, sent
+        redelivered = self._kept is not None
         if self._info:
-            _log_sent(self._log, before, outcome.record, outcome.message, sent, redelivered=False)
+            _log_sent(self._log, before, self.record, message, sent, redelivered=redelivered)
+        if self.happened is not None:
+            self.happened.extend(step_events(before, self.record, trigger))
+            self.happened.append(
+                MessageSentEvent(
+                    self.record.conversation_id, self.record, message, sent, redelivered
+                )
+            )
 
     def failed(self, exc: Exception) -> None:
         """The transport raised ``exc`` for the message :meth:`next_message` gave."""
@@ -163,6 +177,10 @@ class Delivery:
         if isinstance(error, TransportError):
             error.kept = unknown
         self._error = error
+        if self.happened is not None:
+            self.happened.append(
+                SendFailedEvent(self.record.conversation_id, self.record, message, error, unknown)
+            )
         self._log.warning(
             "send_failed",
             conversation_id=record.conversation_id,

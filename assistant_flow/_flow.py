@@ -16,8 +16,10 @@ record.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 
 from ._conversation import ConversationRecord
 from ._delivery import Delivery
@@ -34,6 +36,7 @@ from ._events import (
     visit_article,
 )
 from ._exceptions import ConfigurationError, StoreError
+from ._hooks import Hooks
 from ._logging import Logger, get_logger
 from ._machine import State
 from ._messages import Attachment, InitAssistantResponse, ReceivedMessage, SentMessage
@@ -44,14 +47,72 @@ from .transports.base import AsyncTransport, Transport
 __all__ = ["AsyncConversationHandle", "AsyncFlow", "ConversationHandle", "Flow"]
 
 
-class Flow:
+_Handle = TypeVar("_Handle", "ConversationHandle", "AsyncConversationHandle")
+
+
+class _FlowCore(Generic[_Handle]):
+    """What Flow and AsyncFlow share: everything that is not I/O.
+
+    Their repr, the handles they make, how Kustomer's events route to handle calls, and the
+    hooks. Each twin checks what it is given (a sync or an async kind) and does the I/O.
+    """
+
+    _handle: ClassVar[type[Any]]
+
+    def __init__(self, transport: object, store: object, logger: Logger | None) -> None:
+        self.transport = transport
+        self.store = store
+        self._log = get_logger() if logger is None else logger
+        self._hooks = Hooks(is_async=isinstance(self, AsyncFlow))
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(transport={type(self.transport).__name__}, "
+            f"store={type(self.store).__name__})"
+        )
+
+    def conversation(self, conversation_id: str) -> _Handle:
+        """A handle on one conversation. Creating it does no I/O; its state is in the store."""
+        return cast("_Handle", self._handle(self, check_conversation_id(conversation_id)))
+
+    def on(self, name: str, callback: Callable[[Any], object]) -> None:
+        """Call ``callback`` with each ``name`` event, after the step it reports is saved.
+
+        The names are ``transition``, ``assistant_started``, ``assistant_ended``,
+        ``choices_offered``, ``message_sent`` and ``send_failed``; each event is a frozen
+        value with ``conversation_id`` and ``record`` (see :mod:`assistant_flow` hooks in
+        the README). Hooks run in the order they were registered; one that raises is logged
+        and stops neither the step nor the others. ``AsyncFlow`` awaits async callbacks.
+        """
+        self._hooks.add(name, callback)
+
+    def _routed(self, event: str, payload: Mapping[str, Any] | None) -> Any:  # noqa: ANN401
+        """The handle call a Kustomer Core SDK event stands for, unmade, or ``None``."""
+        routed = kustomer_event(event, payload)
+        if routed is None:
+            self._log.debug("event_ignored", kustomer_event=event)
+            return None
+        method, conversation_id = routed
+        handle = self.conversation(conversation_id)
+        if method == "end_assistant":
+            return handle.end_assistant
+        return functools.partial(getattr(handle, method), payload or {})
+
+
+class Flow(_FlowCore["ConversationHandle"]):
     """Drives Kustomer conversations through the assistant lifecycle (blocking I/O).
 
     ``transport`` delivers messages (a :class:`Transport`); ``store`` keeps each
     conversation's record between calls (a :class:`Store`, in memory by default). ``logger``
-    replaces the structlog logger named ``assistant_flow``. A flow is cheap to share: all
+    replaces the library's own (see Logging in the README). A flow is cheap to share: all
     state lives in the store, and calls for different conversations do not wait on each other.
+
+    A flow owns what it is given: :meth:`close` (or leaving ``with Flow(...) as flow:``)
+    closes the transport and the store, as an ``httpx.Client`` closes its transport.
     """
+
+    transport: Transport
+    store: Store
 
     def __init__(
         self, transport: Transport, store: Store | None = None, *, logger: Logger | None = None
@@ -59,16 +120,25 @@ class Flow:
         _check_kind(transport, Transport, AsyncTransport, flow="Flow", role="transport")
         store = MemoryStore() if store is None else store
         _check_kind(store, Store, AsyncStore, flow="Flow", role="store")
-        self.transport = transport
-        self.store = store
-        self._log = get_logger() if logger is None else logger
+        super().__init__(transport, store, logger)
 
-    def __repr__(self) -> str:
-        return f"Flow(transport={type(self.transport).__name__}, store={type(self.store).__name__})"
+    def __enter__(self) -> Self:
+        return self
 
-    def conversation(self, conversation_id: str) -> ConversationHandle:
-        """A handle on one conversation. Creating it does no I/O; its state is in the store."""
-        return ConversationHandle(self, check_conversation_id(conversation_id))
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the transport, then the store (each may be closed again harmlessly)."""
+        try:
+            self.transport.close()
+        finally:
+            self.store.close()
 
     def dispatch(self, event: str, payload: Mapping[str, Any] | None = None) -> None:
         """Forward an event the Core SDK emitted, by its Kustomer name and payload.
@@ -79,24 +149,17 @@ class Flow:
         reports ``isInAssistantMode: true``); the other Kustomer events are accepted and
         change nothing. A name Kustomer does not use raises :class:`UnknownEventError`.
         """
-        routed = kustomer_event(event, payload)
-        if routed is None:
-            self._log.debug("event_ignored", kustomer_event=event)
-            return
-        method, conversation_id = routed
-        handle = self.conversation(conversation_id)
-        if method == "receive":
-            handle.receive(payload or {})
-        elif method == "sync":
-            handle.sync(payload or {})
-        else:
-            handle.end_assistant()
+        call = self._routed(event, payload)
+        if call is not None:
+            call()
 
     def _apply(self, conversation_id: str, event: Event | None) -> Delivery:
         call = None
         try:
             with self.store.session(conversation_id) as held:
-                call = Delivery(held.record, conversation_id, event, self._log)
+                call = Delivery(
+                    held.record, conversation_id, event, self._log, collect=bool(self._hooks)
+                )
                 while (message := call.next_message()) is not None:
                     try:
                         call.confirmed(self.transport.send(message))
@@ -109,14 +172,20 @@ class Flow:
         except StoreError as exc:
             _attach_sent(exc, None if call is None else call.sent)
             raise
+        if call.happened:
+            self._hooks.run(call.happened, self._log)  # the step is saved: hooks see it
         return call
 
 
-class AsyncFlow:
+class AsyncFlow(_FlowCore["AsyncConversationHandle"]):
     """The asyncio twin of :class:`Flow`: the same lifecycle, with ``await`` on every call.
 
     Needs an :class:`AsyncTransport` and an :class:`AsyncStore` (in memory by default).
+    :meth:`aclose` (or ``async with``) closes them.
     """
+
+    transport: AsyncTransport
+    store: AsyncStore
 
     def __init__(
         self,
@@ -128,40 +197,39 @@ class AsyncFlow:
         _check_kind(transport, AsyncTransport, Transport, flow="AsyncFlow", role="transport")
         store = MemoryStore() if store is None else store
         _check_kind(store, AsyncStore, Store, flow="AsyncFlow", role="store")
-        self.transport = transport
-        self.store = store
-        self._log = get_logger() if logger is None else logger
+        super().__init__(transport, store, logger)
 
-    def __repr__(self) -> str:
-        return (
-            f"AsyncFlow(transport={type(self.transport).__name__}, "
-            f"store={type(self.store).__name__})"
-        )
+    async def __aenter__(self) -> Self:
+        return self
 
-    def conversation(self, conversation_id: str) -> AsyncConversationHandle:
-        """A handle on one conversation. Creating it does no I/O; its state is in the store."""
-        return AsyncConversationHandle(self, check_conversation_id(conversation_id))
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the transport, then the store (each may be closed again harmlessly)."""
+        try:
+            await self.transport.aclose()
+        finally:
+            await self.store.aclose()
 
     async def dispatch(self, event: str, payload: Mapping[str, Any] | None = None) -> None:
         """Forward a Kustomer Core SDK event; see :meth:`Flow.dispatch`."""
-        routed = kustomer_event(event, payload)
-        if routed is None:
-            self._log.debug("event_ignored", kustomer_event=event)
-            return
-        method, conversation_id = routed
-        handle = self.conversation(conversation_id)
-        if method == "receive":
-            await handle.receive(payload or {})
-        elif method == "sync":
-            await handle.sync(payload or {})
-        else:
-            await handle.end_assistant()
+        call = self._routed(event, payload)
+        if call is not None:
+            await call()
 
     async def _apply(self, conversation_id: str, event: Event | None) -> Delivery:
         call = None
         try:
             async with self.store.asession(conversation_id) as held:
-                call = Delivery(held.record, conversation_id, event, self._log)
+                call = Delivery(
+                    held.record, conversation_id, event, self._log, collect=bool(self._hooks)
+                )
                 while (message := call.next_message()) is not None:
                     try:
                         call.confirmed(await self.transport.asend(message))
@@ -174,6 +242,8 @@ class AsyncFlow:
         except StoreError as exc:
             _attach_sent(exc, None if call is None else call.sent)
             raise
+        if call.happened:
+            await self._hooks.arun(call.happened, self._log)
         return call
 
 
@@ -354,6 +424,11 @@ class AsyncConversationHandle:
     async def end_assistant(self) -> None:
         """See :meth:`ConversationHandle.end_assistant`."""
         (await self._flow._apply(self.conversation_id, EndAssistant())).result()
+
+
+# The handle each flow makes, set once both kinds exist.
+Flow._handle = ConversationHandle
+AsyncFlow._handle = AsyncConversationHandle
 
 
 # --- shared by both drivers -----------------------------------------------------------------

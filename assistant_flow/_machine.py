@@ -151,9 +151,48 @@ def _initial_leaf(machine: HierarchicalMachine, name: str) -> str:
     return name
 
 
+# Callbacks a transitions machine would run around a transition. The table applies only the
+# machine's states and destinations, so anything declared here would be dropped without a
+# word: refuse it, as conditions are refused. Side effects belong in flow.on(...) hooks.
+_TRANSITION_CALLBACKS = ("prepare", "before", "after", "conditions", "unless")
+_STATE_CALLBACKS = ("on_enter", "on_exit")
+_MACHINE_CALLBACKS = (
+    "prepare_event",
+    "before_state_change",
+    "after_state_change",
+    "finalize_event",
+    "on_exception",
+)
+
+
+def _refuse_callbacks(machine: HierarchicalMachine) -> None:
+    """Raise if the machine declares a callback the derived table would silently drop."""
+    for name in _MACHINE_CALLBACKS:
+        if getattr(machine, name, None):
+            raise RuntimeError(f"the lifecycle machine declares {name}; use flow.on(...) hooks")
+    for state_name in machine.get_nested_state_names():
+        state = machine.get_state(state_name)
+        for name in _STATE_CALLBACKS:
+            if getattr(state, name, None):
+                raise RuntimeError(
+                    f"state {state_name!r} declares {name}, which the transition table would "
+                    "drop; use flow.on(...) hooks"
+                )
+    for trigger, event in machine.events.items():
+        for declared in event.transitions.values():
+            for transition in declared:
+                for name in _TRANSITION_CALLBACKS:
+                    if getattr(transition, name, None):
+                        raise RuntimeError(
+                            f"{trigger}: {name} callbacks are not tabulated (the table would "
+                            "drop them); use flow.on(...) hooks"
+                        )
+
+
 def _derive_table(
     machine: HierarchicalMachine,
 ) -> tuple[tuple[str, ...], dict[tuple[str, str], str]]:
+    _refuse_callbacks(machine)
     leaves = tuple(
         name for name in machine.get_nested_state_names() if not machine.get_state(name).states
     )
@@ -165,8 +204,6 @@ def _derive_table(
                 if not declared:
                     continue
                 transition = declared[0]
-                if transition.conditions:
-                    raise RuntimeError(f"{trigger}: conditional transitions are not tabulated")
                 dest = leaf if transition.dest is None else _initial_leaf(machine, transition.dest)
                 table[(leaf, trigger)] = dest
                 break
