@@ -87,6 +87,8 @@ def test_every_block_of_the_doc_runs_as_shown(
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     namespace: dict[str, object] = {"__name__": f"doc_{doc.stem}"}
     blocks = fences(doc.read_text())
+    # A block may set up stdlib logging, as the README shows; the other tests must not see it.
+    root_handlers, root_level = logging.root.handlers[:], logging.root.level
     try:
         for index, (kind, body) in enumerate(blocks):
             where = f"{ids(doc)} block {index} ({kind})"
@@ -99,6 +101,8 @@ def test_every_block_of_the_doc_runs_as_shown(
                 run_yaml(body, blocks[index + 1 :], where, tmp_path)
     finally:
         structlog.reset_defaults()
+        logging.root.handlers[:] = root_handlers
+        logging.root.setLevel(root_level)
 
 
 def slug(heading: str) -> str:
