@@ -43,6 +43,7 @@ from assistant_flow import (
     MemoryStore,
     MemoryTransport,
 )
+from assistant_flow._logging import LibraryLogger
 
 BODY = "Thanks, that answers it."
 CONVERSING = "in_assistant.conversing"
@@ -159,15 +160,24 @@ SETUPS = ("default", "info dropped", "JSON at info")
 
 
 def use_logging(setup: str) -> None:
-    """Switch structlog to one of the measured set-ups (no logger caching, so it applies)."""
+    """Switch structlog to one of the measured set-ups.
+
+    The configured set-ups cache their loggers on first use, as structlog recommends for
+    production; each set-up's flows get a logger of their own (:class:`LibraryLogger`), so
+    each caches the configuration it was first used under.
+    """
     structlog.reset_defaults()
     if setup == "info dropped":
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+        structlog.configure(
+            wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+            cache_logger_on_first_use=True,
+        )
     elif setup == "JSON at info":
         structlog.configure(
             processors=[structlog.processors.add_log_level, structlog.processors.JSONRenderer()],
             wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
             logger_factory=structlog.ReturnLoggerFactory(),
+            cache_logger_on_first_use=True,
         )
 
 
@@ -191,61 +201,68 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
 
     check_population_matches_the_flow()
     rng = random.Random(7)
-    flows: dict[str, Flow] = {}
     transports: list[MemoryTransport] = []
-    for label, size in {"small": args.small, "large": args.large}.items():
-        store = MemoryStore()
-        populate(store, size, CONVERSING)
-        transport = MemoryTransport()
-        transports.append(transport)
-        flows[label] = Flow(transport, store)
-
+    stores = {"small": MemoryStore(), "large": MemoryStore()}
+    populate(stores["small"], args.small, CONVERSING)
+    populate(stores["large"], args.large, CONVERSING)
     # First replies and chooses consume what they answer, so each batch gets fresh ones.
+    stores["fresh"] = fresh_store = MemoryStore()
     fresh = iter(range(10**9))
-    fresh_store = MemoryStore()
-    fresh_transport = MemoryTransport()
-    transports.append(fresh_transport)
-    fresh_flow = Flow(fresh_transport, fresh_store)
+    # One flow per set-up and store, all sharing the stores (see use_logging).
+    flows: dict[tuple[str, str], Flow] = {}
+    for setup in SETUPS:
+        logger = LibraryLogger()
+        for label, store in stores.items():
+            transport = MemoryTransport()
+            transports.append(transport)
+            flows[(setup, label)] = Flow(transport, store, logger=logger)
 
-    def fresh_records(**parts: Any) -> list[str]:
+    def fresh_records(machine_state: str, version: int, **parts: Any) -> list[str]:  # noqa: ANN401
         ids = [f"fresh_{next(fresh):09d}" for _ in range(args.batch)]
         for cid in ids:
-            run = secrets.token_hex(8)
-            record = ConversationRecord(cid, run=run, **parts)
+            record = ConversationRecord(
+                cid, machine_state, version, run=secrets.token_hex(8), **parts
+            )
             fresh_store.save(record, expected_version=0)
         return ids
 
     def sample(size: int) -> list[str]:
         return [conversation_id(rng.randrange(size)) for _ in range(args.batch)]
 
-    contenders: dict[str, tuple[Callable[[str], object], Callable[[], list[str]]]] = {
-        "reply by hand": (by_hand_reply, lambda: sample(args.small)),
-        "reply small": (
-            lambda cid: flows["small"].conversation(cid).send_message(BODY),
-            lambda: sample(args.small),
-        ),
-        "reply large": (
-            lambda cid: flows["large"].conversation(cid).send_message(BODY),
-            lambda: sample(args.large),
-        ),
-        "first by hand": (by_hand_first_reply, lambda: sample(args.small)),
-        "first": (
-            lambda cid: fresh_flow.conversation(cid).send_message(BODY),
-            lambda: fresh_records(machine_state=AWAITING, version=1, init_payload=INIT_PAYLOAD),
-        ),
-        "choose by hand": (by_hand_choose, lambda: sample(args.small)),
-        "choose": (
-            lambda cid: fresh_flow.conversation(cid).choose("Billing"),
-            lambda: fresh_records(machine_state=CONVERSING, version=2, choices=CHOICES),
-        ),
-    }
+    def contenders(
+        setup: str,
+    ) -> dict[str, tuple[Callable[[str], object], Callable[[], list[str]]]]:
+        small, large, first = (flows[(setup, label)] for label in ("small", "large", "fresh"))
+        return {
+            "reply by hand": (by_hand_reply, lambda: sample(args.small)),
+            "reply small": (
+                lambda cid: small.conversation(cid).send_message(BODY),
+                lambda: sample(args.small),
+            ),
+            "reply large": (
+                lambda cid: large.conversation(cid).send_message(BODY),
+                lambda: sample(args.large),
+            ),
+            "first by hand": (by_hand_first_reply, lambda: sample(args.small)),
+            "first": (
+                lambda cid: first.conversation(cid).send_message(BODY),
+                lambda: fresh_records(AWAITING, 1, init_payload=INIT_PAYLOAD),
+            ),
+            "choose by hand": (by_hand_choose, lambda: sample(args.small)),
+            "choose": (
+                lambda cid: first.conversation(cid).choose("Billing"),
+                lambda: fresh_records(CONVERSING, 2, choices=CHOICES),
+            ),
+        }
+
+    names = list(contenders(SETUPS[0]))
     samples: dict[tuple[str, str], list[float]] = {
-        (setup, name): [] for setup in SETUPS for name in contenders
+        (setup, name): [] for setup in SETUPS for name in names
     }
     for _ in range(args.repeats):
         for setup in SETUPS:
             use_logging(setup)
-            for name, (call, ids_for) in contenders.items():
+            for name, (call, ids_for) in contenders(setup).items():
                 ids = ids_for()
                 samples[(setup, name)].append(batch_seconds(call, ids))
                 for transport in transports:
