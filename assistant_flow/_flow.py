@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Self, TypeVar, cast
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from ._conversation import ConversationRecord
 from ._delivery import Delivery
@@ -73,7 +73,8 @@ class _FlowCore(Generic[_Handle]):
 
     def conversation(self, conversation_id: str) -> _Handle:
         """A handle on one conversation. Creating it does no I/O; its state is in the store."""
-        return cast("_Handle", self._handle(self, check_conversation_id(conversation_id)))
+        handle: _Handle = self._handle(self, check_conversation_id(conversation_id))
+        return handle
 
     def on(self, name: str, callback: Callable[[Any], object]) -> None:
         """Call ``callback`` with each ``name`` event, after the step it reports is saved.
@@ -158,7 +159,7 @@ class Flow(_FlowCore["ConversationHandle"]):
         try:
             with self.store.session(conversation_id) as held:
                 call = Delivery(
-                    held.record, conversation_id, event, self._log, collect=bool(self._hooks)
+                    held.record, conversation_id, event, self._log, collect=self._hooks.registered
                 )
                 while (message := call.next_message()) is not None:
                     try:
@@ -167,8 +168,8 @@ class Flow(_FlowCore["ConversationHandle"]):
                         call.failed(exc)
                     except BaseException as exc:  # interrupted mid-send: it may have gone
                         call.interrupted(exc)
-                if call.to_save is not None:
-                    held.save(call.to_save)  # written, then unlocked, as the block ends
+                if (changed := call.to_save) is not None:
+                    held.save(changed)  # written, then unlocked, as the block ends
         except StoreError as exc:
             _attach_sent(exc, None if call is None else call.sent)
             raise
@@ -228,7 +229,7 @@ class AsyncFlow(_FlowCore["AsyncConversationHandle"]):
         try:
             async with self.store.asession(conversation_id) as held:
                 call = Delivery(
-                    held.record, conversation_id, event, self._log, collect=bool(self._hooks)
+                    held.record, conversation_id, event, self._log, collect=self._hooks.registered
                 )
                 while (message := call.next_message()) is not None:
                     try:
@@ -237,8 +238,8 @@ class AsyncFlow(_FlowCore["AsyncConversationHandle"]):
                         call.failed(exc)
                     except BaseException as exc:  # cancelled mid-send: it may have gone
                         call.interrupted(exc)
-                if call.to_save is not None:
-                    held.save(call.to_save)
+                if (changed := call.to_save) is not None:
+                    held.save(changed)
         except StoreError as exc:
             _attach_sent(exc, None if call is None else call.sent)
             raise

@@ -163,14 +163,13 @@ Callback = Callable[[Any], object]
 class Hooks:
     """The callbacks registered on one flow, by name, in registration order."""
 
-    __slots__ = ("_by_name", "_is_async")
+    __slots__ = ("_by_name", "_is_async", "registered")
 
     def __init__(self, *, is_async: bool) -> None:
         self._is_async = is_async
         self._by_name: dict[str, list[Callback]] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._by_name)
+        self.registered = False
+        """Whether any callback is registered: a flow without hooks collects no events."""
 
     def add(self, name: str, callback: Callback) -> None:
         """Register ``callback`` for ``name``; refuses unknown names and the wrong kind."""
@@ -189,6 +188,7 @@ class Hooks:
                 "async callback would never run; use AsyncFlow, or pass a plain function"
             )
         self._by_name.setdefault(name, []).append(callback)
+        self.registered = True
 
     def run(self, events: list[HookEvent], log: Logger) -> None:
         """Call each event's hooks in order; one that raises is logged and the rest run."""
