@@ -125,8 +125,16 @@ class MemoryStore(Store, AsyncStore):
 
         The same steps as the default session, with the store's guard taken once on the way
         in and once on the way out (the save and the lock's bookkeeping share it): on an
-        in-memory send the guard was a tenth of the cost.
+        in-memory send the guard was a tenth of the cost. A subclass that overrides ``load``,
+        ``save`` or ``lock`` gets the default session, which calls them.
         """
+        cls = type(self)
+        if (
+            cls.save is not MemoryStore.save
+            or cls.load is not MemoryStore.load
+            or (cls.lock is not MemoryStore.lock)
+        ):
+            return StoreSession(self, conversation_id)
         return _MemorySession(self, conversation_id)
 
     # --- AsyncStore: nothing here waits, so the async twins are the sync methods ----------
