@@ -49,7 +49,8 @@ def test_every_reply_moves_the_record_on_so_each_delivery_has_its_own_key() -> N
     assert first.changed
     assert first.record.version == 5
     second = step(first.record, reply("Hi", None, None, None))
-    assert first.message is not None and second.message is not None
+    assert first.message is not None
+    assert second.message is not None
     assert first.message.to_wire() == second.message.to_wire()
     assert first.message.idempotency_key() != second.message.idempotency_key()
 

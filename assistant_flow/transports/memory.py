@@ -85,7 +85,8 @@ class MemoryTransport(Transport, AsyncTransport):
     def lose_next(self, count: int = 1) -> None:
         """Make the next ``count`` sends lose their answer: delivered, but no reply came.
 
-        That is a connection dropped after Kustomer stored the message. Each such message is recorded in :attr:`sent` (Kustomer has it) and the send raises
+        That is a connection dropped after Kustomer stored the message. Each such message is
+        recorded in :attr:`sent` (Kustomer has it) and the send raises
         :class:`KustomerConnectionError` (whose outcome is unknown). A later send with the
         same idempotency key gets the stored answer and is not recorded again, as Kustomer
         answers a repeated ``Idempotency-Key``.
