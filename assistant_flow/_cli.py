@@ -5,7 +5,11 @@ local Kustomer stub and ``schema`` prints the JSON Schema of the wire models. Ex
 when everything passed, 1 when a dialog failed, 2 when a script could not be judged (a mistake
 in it, a broken assistant file, or a crash: each is that script's ERROR, its reason indented
 under the ERROR line, and the run goes on; ``--traceback`` adds the traceback of a crash) or
-for a usage mistake (one line on stderr).
+for a usage mistake (one line on stderr, after argparse's usage line when argparse caught it).
+Every argument is checked before anything runs: a DIALOG that does not exist, an ``--out``
+that is no file name, and for ``stub`` a port outside 0-65535, a host that is not loopback, a
+number that is not one, an assistant file that is missing or broken: each is a usage mistake,
+never a traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import argparse
 import contextlib
 import json
 import logging
+import subprocess
 import sys
 import time
 import traceback
@@ -60,6 +65,26 @@ _SCHEMA_MODELS: list[tuple[type[Any], str]] = [
 
 class _UsageError(Exception):
     """A mistake the user can fix; reported in one line on stderr, exit status 2."""
+
+
+def _path_argument(text: str) -> str:
+    """An argparse ``type``: a name a file can have (not empty, no NUL character)."""
+    if not text or "\0" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file name")
+    return text
+
+
+def _dialog_argument(text: str) -> str:
+    """An argparse ``type``: an existing file or directory, checked before anything runs."""
+    _path_argument(text)
+    path = Path(text)
+    try:
+        found = path.is_file() or path.is_dir()
+    except (OSError, ValueError):  # a name too long for the system, say
+        found = False
+    if not found:
+        raise argparse.ArgumentTypeError(f"no such file or directory: {text!r}")
+    return text
 
 
 def wire_schema() -> dict[str, Any]:
@@ -176,8 +201,12 @@ def _diagram(options: argparse.Namespace, out: TextIO) -> int:
             f"{error} (or brew install graphviz; https://graphviz.org/download/), "
             "then run `assistant-flow diagram` again for lifecycle.svg"
         ) from None
+    except subprocess.CalledProcessError as error:
+        raise _UsageError(
+            f"Graphviz `dot` failed (exit status {error.returncode}) writing lifecycle.svg"
+        ) from None
     except OSError as error:
-        raise _UsageError(f"cannot write to {options.out}: {error.strerror}") from None
+        raise _UsageError(f"cannot write to {options.out}: {error.strerror or error}") from None
     for path in written:
         print(path, file=out)
     return EXIT_OK
@@ -191,17 +220,22 @@ def _schema(options: argparse.Namespace, out: TextIO) -> int:
     try:
         Path(options.out).write_text(text, encoding="utf-8")
     except OSError as error:
-        raise _UsageError(f"cannot write {options.out}: {error.strerror}") from None
+        raise _UsageError(f"cannot write {options.out}: {error.strerror or error}") from None
     print(options.out, file=out)
     return EXIT_OK
 
 
-def _stub(arguments: list[str]) -> int:
+def _stub(arguments: list[str], out: TextIO, err: TextIO) -> int:
     try:
         from .testing import stub  # noqa: PLC0415 - the `stub` extra
     except ImportError as error:
         raise _UsageError(str(error)) from None
-    return stub.main(arguments, prog=f"{_PROG} stub")
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            return stub.main(arguments, prog=f"{_PROG} stub")
+    except SystemExit as exit_:  # its parser exits 2 on a usage mistake, 0 for --help
+        code = exit_.code
+        return EXIT_OK if code is None else code if isinstance(code, int) else EXIT_USAGE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -221,7 +255,13 @@ def _parser() -> argparse.ArgumentParser:
         "KUSTOMER_CUSTOMER_ID from the environment. Exit status: 0 all passed, 1 a dialog "
         "failed, 2 a script mistake or bad usage.",
     )
-    run.add_argument("dialogs", nargs="+", metavar="DIALOG", help="script files or directories")
+    run.add_argument(
+        "dialogs",
+        nargs="+",
+        metavar="DIALOG",
+        type=_dialog_argument,
+        help="script files or directories (each must exist)",
+    )
     run.add_argument(
         "--target",
         choices=TARGETS,
@@ -240,7 +280,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Write lifecycle.mmd, lifecycle.dot and lifecycle.svg from the machine. "
         "The SVG needs Graphviz's `dot` on the PATH.",
     )
-    diagram.add_argument("--out", default="diagrams", help="directory to write to (diagrams)")
+    diagram.add_argument(
+        "--out", default="diagrams", type=_path_argument, help="directory to write to (diagrams)"
+    )
     commands.add_parser(
         "stub",
         help="serve the local Kustomer stub (options: assistant-flow stub --help)",
@@ -254,7 +296,7 @@ def _parser() -> argparse.ArgumentParser:
         "wire: SendMessageOptions, InitAssistantPayload, InitAssistantResponse, SentMessage, "
         "ReceivedMessage.",
     )
-    schema.add_argument("--out", help="write to this file instead of stdout")
+    schema.add_argument("--out", type=_path_argument, help="write to this file instead of stdout")
     return parser
 
 
@@ -267,7 +309,7 @@ def main(
     stderr = err or sys.stderr
     try:
         if arguments[:1] == ["stub"]:  # its options are the stub's own parser's
-            return _stub(arguments[1:])
+            return _stub(arguments[1:], stdout, stderr)
         parser = _parser()
         try:
             with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):

@@ -119,15 +119,15 @@ class _Reader:
         raise DialogScriptError(message, path=self.path, line=line, field=where)
 
     def value(self, node: yaml.Node) -> Any:  # noqa: ANN401 - any YAML value
-        import yaml  # noqa: PLC0415 - the `stub` extra is only needed once a script is read
+        from .. import _yaml  # noqa: PLC0415 - the `stub` extra is only needed once a script is read
 
-        loader = yaml.SafeLoader("")
         try:
-            return loader.construct_object(node, deep=True)
-        except yaml.YAMLError as error:
-            self.fail(node, f"cannot read this value: {error}")
-        finally:
-            loader.dispose()
+            return _yaml.construct(node)
+        except _yaml.YAMLProblem as error:
+            line = error.line if error.line is not None else node.start_mark.line + 1
+            raise DialogScriptError(
+                f"cannot read this value: {error.reason}", path=self.path, line=line
+            ) from error
 
     def mapping(self, node: yaml.Node, where: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
         import yaml  # noqa: PLC0415
@@ -200,6 +200,14 @@ def _type_name(value: object) -> str:
     return "nothing" if value is None else type(value).__name__
 
 
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; a name no file can have (too long, a NUL) is not one."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # is_file() lets ENAMETOOLONG through
+        return False
+
+
 def _event_name(reader: _Reader, node: yaml.Node, where: str) -> str:
     name = reader.text(node, where)
     name = EVENT_ALIASES.get(name, name)
@@ -220,7 +228,7 @@ def _attachment(reader: _Reader, node: yaml.Node, where: str) -> dict[str, Any]:
         reader.fail(node, f"`{where}` has unknown keys: {', '.join(sorted(unknown))}", where)
     if "path" in value:
         file = reader.path.parent / str(value["path"])
-        if not file.is_file():
+        if not _is_file(file):
             reader.fail(node, f"`{where}`: no file {value['path']!r} next to the script", where)
         value = {**value, "path": str(file)}
     elif not isinstance(value.get("name"), str) or not isinstance(value.get("content"), str):
@@ -260,6 +268,8 @@ def _check_expected(reader: _Reader, node: yaml.Node, path: str, where: str) -> 
     """Check every field a (nested) expectation names, and its leaves' types, at their lines."""
     import yaml  # noqa: PLC0415
 
+    from .._yaml import MAX_YAML_DEPTH  # noqa: PLC0415
+
     children: list[tuple[str, yaml.Node, yaml.Node]] = []
     if isinstance(node, yaml.MappingNode):
         children = reader.mapping(node, f"{where}.{path}" if path else where)
@@ -267,6 +277,13 @@ def _check_expected(reader: _Reader, node: yaml.Node, path: str, where: str) -> 
         children = [(str(index), item, item) for index, item in enumerate(node.value)]
     for key, key_node, value_node in children:
         full = f"{path}.{key}" if path else key
+        if full.count(".") >= MAX_YAML_DEPTH:
+            # Each dotted part is a level of the payload compared, as a nested mapping is.
+            reader.fail(
+                key_node,
+                f"`{full[:60]}...` names a field deeper than {MAX_YAML_DEPTH} levels",
+                f"{where}.{full[:60]}",
+            )
         annotation, problem = wire_annotation(full)
         if problem:
             reader.fail(key_node, problem, f"{where}.{full}")
@@ -279,8 +296,12 @@ def _check_expected(reader: _Reader, node: yaml.Node, path: str, where: str) -> 
 def _expectation(
     reader: _Reader, node: yaml.Node | None, where: str, absent: list[tuple[str, yaml.Node]]
 ) -> dict[str, Any]:
+    import yaml  # noqa: PLC0415
+
     expected: dict[str, Any] = {}
     if node is not None:
+        if not isinstance(node, yaml.MappingNode):
+            reader.fail(node, f"`{where}` must be a mapping of field: value", where)
         _check_expected(reader, node, "", where)
         expected = dict(reader.value(node))
     for name, name_node in absent:
@@ -404,7 +425,7 @@ def _step(  # noqa: PLR0912, PLR0915
             options["expect"] = {}  # `exact` alone: the payload must have no field at all
     if "state" in keys:
         state = reader.value(keys["state"][1])
-        if state not in {member.value for member in State}:
+        if not isinstance(state, str) or state not in {member.value for member in State}:
             known = ", ".join(member.value for member in State)
             reader.fail(keys["state"][1], f"`state` must be one of {known}, not {state!r}", where)
         options["state"] = State(state)
@@ -497,21 +518,24 @@ def load_script(path: str | Path) -> DialogScript:  # noqa: PLR0912, PLR0915 - a
             "reading dialog scripts needs PyYAML: pip install 'assistant-flow[stub]'",
             path=path,
         ) from missing
+    from .. import _yaml  # noqa: PLC0415
+
     file = Path(path)
     reader = _Reader(file)
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        text = _yaml.decode(file.read_bytes())
+    except _yaml.YAMLProblem as error:
+        raise DialogScriptError(
+            f"cannot read the file: {error.reason}", path=file, line=error.line
+        ) from error
+    except (OSError, ValueError) as error:  # ValueError: a NUL in the name
         raise DialogScriptError(f"cannot read the file: {error}", path=file) from error
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = error.problem or str(error)
-        raise DialogScriptError(f"invalid YAML: {problem}", path=file, line=line) from error
-    except yaml.YAMLError as error:
-        raise DialogScriptError(f"invalid YAML: {error}", path=file) from error
+        root = _yaml.compose(text)
+    except _yaml.YAMLProblem as error:
+        raise DialogScriptError(
+            f"invalid YAML: {error.reason}", path=file, line=error.line
+        ) from error
     if root is None:
         raise DialogScriptError("the script is empty; it needs `steps`", path=file, line=1)
     _no_duplicate_keys(reader, root)
@@ -531,7 +555,7 @@ def load_script(path: str | Path) -> DialogScript:  # noqa: PLR0912, PLR0915 - a
         if "assistant" not in values:
             reader.fail(top["assistants"][0], "`assistants` needs `assistant`: which one to play")
         assistants = file.parent / values["assistants"]
-        if not assistants.is_file():
+        if not _is_file(assistants):
             reader.fail(
                 top["assistants"][1], f"no file {values['assistants']!r} next to the script"
             )

@@ -33,8 +33,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
+from .. import _yaml
 from .._exceptions import InvalidInputError
 
 __all__ = ["DEFAULT_ASSISTANTS", "Assistant", "Node", "load_assistants"]
@@ -153,7 +152,7 @@ class _Reader:
         path = f"assistants.{assistant_id}"
         if not isinstance(data, dict):
             raise self.fail(where, "expected a mapping", path)
-        unknown = sorted(set(data) - _ASSISTANT_KEYS)
+        unknown = sorted(set(data) - _ASSISTANT_KEYS, key=str)
         if unknown:
             keys = ", ".join(sorted(_ASSISTANT_KEYS))
             raise self.fail(
@@ -187,7 +186,7 @@ class _Reader:
         where = f"{where}, node {node_id!r}"
         if not isinstance(data, dict):
             raise self.fail(where, "expected a mapping", path)
-        unknown = sorted(set(data) - _NODE_KEYS)
+        unknown = sorted(set(data) - _NODE_KEYS, key=str)
         if unknown:
             keys = ", ".join(sorted(_NODE_KEYS))
             raise self.fail(
@@ -338,25 +337,37 @@ class _Reader:
 def load_assistants(source: str | Path | None = None) -> dict[str, Assistant]:
     """Read and check an assistant file; ``None`` loads the shipped ``support.yaml``.
 
-    Raises :class:`InvalidInputError` naming the file, the assistant, the node and the key.
+    Raises :class:`InvalidInputError` naming the file, the assistant, the node and the key;
+    also for a file that is not UTF-8, nests deeper than ``MAX_YAML_DEPTH`` (64) levels, holds
+    more than ``MAX_YAML_NODES`` (100,000) values or a key that is not text (see
+    :mod:`assistant_flow._yaml`).
     """
     if source is None:
-        text = resources.files(__package__).joinpath("assistants", DEFAULT_ASSISTANTS).read_text()
+        shipped = resources.files(__package__).joinpath("assistants", DEFAULT_ASSISTANTS)
+        raw = shipped.read_bytes()
         name = DEFAULT_ASSISTANTS
     else:
         path = Path(source)
         name = str(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as error:
+            raw = path.read_bytes()
+        except (OSError, ValueError) as error:  # ValueError: a NUL in the name
             raise InvalidInputError(
                 f"{name}: cannot read the assistant file ({type(error).__name__})",
                 field="assistants",
             ) from error
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise InvalidInputError(f"{name}: not valid YAML{line}", field="assistants") from error
-    return _Reader(name).assistants(data)
+        text = _yaml.decode(raw)
+    except _yaml.YAMLProblem as error:
+        raise InvalidInputError(
+            f"{name}: cannot read the assistant file: line {error.line}: {error.reason}",
+            field="assistants",
+        ) from error
+    try:
+        loaded = _yaml.load(text)
+    except _yaml.YAMLProblem as error:
+        line = f" at line {error.line}" if error.line is not None else ""
+        raise InvalidInputError(
+            f"{name}: not valid YAML{line}: {error.reason}", field="assistants"
+        ) from error
+    return _Reader(name).assistants(loaded)

@@ -23,6 +23,7 @@ import httpx
 
 from .._exceptions import AttachmentError, InvalidInputError, UnexpectedResponseError
 from .._messages import Attachment
+from ._json import UnreadableJSONError, read_json
 from ._wire import is_loopback
 
 __all__ = [
@@ -123,6 +124,16 @@ class UploadTarget:
     fields: Mapping[str, str]
 
 
+def _dig(document: object, *keys: str) -> object:
+    """``document[k1][k2]...``; ``KeyError`` when a level is missing or not an object."""
+    value = document
+    for key in keys:
+        if not isinstance(value, Mapping) or key not in value:
+            raise KeyError(key)
+        value = value[key]
+    return value
+
+
 def upload_target(response: httpx.Response) -> UploadTarget:
     """Read the announce answer ``{data: {id}, meta: {upload: {url, fields}}}``.
 
@@ -131,17 +142,25 @@ def upload_target(response: httpx.Response) -> UploadTarget:
     """
     status = response.status_code
     try:
-        document = response.json()
-        attachment_id = document["data"]["id"]
-        upload = document["meta"]["upload"]
-        url = upload["url"]
-        fields = upload.get("fields") or {}
-    except (ValueError, KeyError, TypeError, AttributeError):
-        # Not chained: a decode error keeps the whole body, which may echo the request.
+        document = read_json(response)
+    except UnreadableJSONError as error:
+        # Not chained: nothing of the body (which may echo the request) is kept.
+        raise UnexpectedResponseError(
+            f"the attachment announce answered {status} with a body that {error.reason}",
+            status_code=status,
+        ) from None
+    try:
+        attachment_id = _dig(document, "data", "id")
+        url = _dig(document, "meta", "upload", "url")
+    except KeyError:
         raise UnexpectedResponseError(
             f"the attachment announce answered {status} without data.id and meta.upload.url",
             status_code=status,
         ) from None
+    try:
+        fields = _dig(document, "meta", "upload", "fields") or {}
+    except KeyError:
+        fields = {}
     if not isinstance(attachment_id, str) or not isinstance(url, str):
         raise UnexpectedResponseError(
             f"the attachment announce answered {status} with a non-string id or upload url",

@@ -24,6 +24,7 @@ from .._exceptions import (
     KustomerTimeoutError,
     RateLimitedError,
 )
+from ._json import UnreadableJSONError, read_json
 from ._retry import rate_limit_wait
 
 __all__ = ["RETRYABLE_HTTPX_ERRORS", "connection_error", "parse_error_body", "status_error"]
@@ -91,10 +92,14 @@ def _detail(entry: Mapping[str, Any], scrub: Scrub) -> KustomerErrorDetail:
 
 
 def parse_error_body(response: httpx.Response, scrub: Scrub) -> tuple[KustomerErrorDetail, ...]:
-    """The entries of a Kustomer error body; empty when the body is neither shape."""
+    """The entries of a Kustomer error body; empty when the body is neither shape.
+
+    A body past the reader's limits (:mod:`._json`), or not JSON at all, is no Kustomer
+    error body either: the caller still raises the error of the status, without details.
+    """
     try:
-        body = response.json()
-    except ValueError:
+        body = read_json(response)
+    except UnreadableJSONError:
         return ()
     if not isinstance(body, Mapping):
         return ()

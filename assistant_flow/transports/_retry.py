@@ -27,11 +27,19 @@ from .._exceptions import (
     TransportError,
 )
 
-__all__ = ["Retry", "RetryBudget", "rate_limit_wait", "retry_after_wait"]
+__all__ = ["MAX_WAIT", "Retry", "RetryBudget", "rate_limit_wait", "retry_after_wait"]
 
 # An x-ratelimit-reset above this is a Unix time (2001-09-09 onwards), below it a number of
 # seconds from now: the contract's rule, as no Kustomer text says which form it sends.
 _EPOCH_THRESHOLD = 1e9
+
+MAX_WAIT = 86_400.0
+"""The longest wait, in seconds (a day), that a server's header or the backoff can ask for.
+
+Kustomer's window is a minute; a ``Retry-After: 1e308`` or a date in the year 9999 is a
+broken or hostile server, so the wait it asks for is cut to this. A date that cannot be
+represented (``Retry-After`` in the year 99999999999999999999) counts as no header.
+"""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,15 +81,20 @@ class Retry:
             )
         for name in ("max_elapsed", "backoff", "max_backoff"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or value < 0:
+            # `not value >= 0` also refuses NaN, which compares false with everything.
+            if not isinstance(value, int | float) or not value >= 0:
                 raise InvalidInputError(
                     f"Retry: `{name}` must be a number of seconds, 0 or more", field=name
                 )
 
     def backoff_delay(self, failures: int) -> float:
-        """The jittered wait after the ``failures``-th failure in a row (1 for the first)."""
-        ceiling = min(self.max_backoff, self.backoff * 2.0 ** (failures - 1))
-        return self.random() * ceiling
+        """The jittered wait after the ``failures``-th failure in a row (1 for the first).
+
+        At most :data:`MAX_WAIT`, however many failures (``2.0 ** 1024`` would overflow).
+        """
+        growth = 2.0 ** min(max(failures - 1, 0), 1000)
+        ceiling = min(self.max_backoff, self.backoff * growth, MAX_WAIT)
+        return _bounded(self.random() * ceiling)
 
 
 def rate_limit_wait(headers: Mapping[str, str], now: float) -> float | None:
@@ -89,7 +102,8 @@ def rate_limit_wait(headers: Mapping[str, str], now: float) -> float | None:
 
     ``Retry-After`` wins when present: delay-seconds or an HTTP date. Otherwise
     ``x-ratelimit-reset``: a Unix time when larger than 10⁹, else seconds from now. A time
-    already past means no wait; a header that cannot be read counts as absent.
+    already past means no wait; a header that cannot be read (``nan``, ``inf``, a date no
+    calendar holds) counts as absent, and a wait past :data:`MAX_WAIT` is cut to it.
     """
     retry_after = headers.get("retry-after")
     if retry_after is not None:
@@ -100,20 +114,30 @@ def rate_limit_wait(headers: Mapping[str, str], now: float) -> float | None:
     if reset is not None:
         seconds = _number(reset.strip())
         if seconds is not None:
-            return max(0.0, seconds - now if seconds > _EPOCH_THRESHOLD else seconds)
+            return _bounded(seconds - now if seconds > _EPOCH_THRESHOLD else seconds)
     return None
 
 
 def retry_after_wait(headers: Mapping[str, str], now: float) -> float | None:
-    """The seconds a ``Retry-After`` header asks for (say, on a 503), or ``None``."""
+    """The seconds a ``Retry-After`` header asks for (say, on a 503), or ``None``.
+
+    Read as :func:`rate_limit_wait` reads it: at most :data:`MAX_WAIT`, never an exception.
+    """
     retry_after = headers.get("retry-after")
     return None if retry_after is None else _seconds_or_http_date(retry_after.strip(), now)
+
+
+def _bounded(seconds: float) -> float:
+    """``seconds`` within 0 and :data:`MAX_WAIT` (NaN, from arithmetic on inf, as the cap)."""
+    if math.isnan(seconds):
+        return MAX_WAIT
+    return min(max(0.0, seconds), MAX_WAIT)
 
 
 def _number(text: str) -> float | None:
     try:
         value = float(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
     # nan and inf are floats too, but no wait.
     return value if math.isfinite(value) else None
@@ -122,16 +146,19 @@ def _number(text: str) -> float | None:
 def _seconds_or_http_date(text: str, now: float) -> float | None:
     seconds = _number(text)
     if seconds is not None:
-        return max(0.0, seconds)
+        return _bounded(seconds)
     try:
         moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+        if moment.tzinfo is None:
+            # "-0000" gives a naive datetime, which .timestamp() would read as local time;
+            # HTTP dates are always UTC (RFC 9110, 5.6.7).
+            moment = moment.replace(tzinfo=UTC)
+        wait = moment.timestamp() - now
+    except (TypeError, ValueError, OverflowError, OSError):
+        # A year past 9999 overflows datetime (OverflowError), an hour of 25 is a ValueError,
+        # and a zone offset past a day is refused: each a date no calendar holds, so no header.
         return None
-    if moment.tzinfo is None:
-        # "-0000" gives a naive datetime, which .timestamp() would read as local time;
-        # HTTP dates are always UTC (RFC 9110, 5.6.7).
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, moment.timestamp() - now)
+    return _bounded(wait)
 
 
 class RetryBudget:
@@ -189,7 +216,8 @@ class RetryBudget:
         """The seconds to sleep after ``failure``; ``asked`` is the wait the server named."""
         retry = self._retry
         self._failures += 1
-        delay = retry.backoff_delay(self._failures) if asked is None else asked
+        # Bounded here too: `asked` may come from a caller's own RateLimitedError.
+        delay = _bounded(retry.backoff_delay(self._failures) if asked is None else asked)
         elapsed = self.elapsed()
         if self.attempts >= retry.attempts:
             reason = (

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from .._exceptions import InvalidInputError, UnexpectedResponseError
 from .._messages import SendMessageOptions, SentMessage
+from ._json import UnreadableJSONError, read_json
 
 __all__ = ["Routes", "check_base_url", "is_loopback", "message_body", "sent_message"]
 
@@ -130,16 +131,17 @@ def sent_message(response: httpx.Response, message: SendMessageOptions) -> SentM
 
     In JSON:API the message id is ``data.id`` and the rest ``data.attributes``. A missing
     ``conversationId`` is taken from the message sent. Anything else is an
-    :class:`UnexpectedResponseError`; its text names what is missing, never a value.
+    :class:`UnexpectedResponseError`; its text names what is missing, never a value. So is
+    a body past the reader's limits (:mod:`._json`: 1 MiB, 64 levels deep).
     """
     status = response.status_code
     try:
-        document = response.json()
-    except ValueError:
-        # Not chained: the decode error keeps the whole body (``.doc``), which may echo
-        # anything the request carried; the message says all there is to say.
+        document = read_json(response)
+    except UnreadableJSONError as error:
+        # Not chained: the reason says all there is to say, and nothing of the body (which
+        # may echo anything the request carried) is kept.
         raise UnexpectedResponseError(
-            f"Kustomer answered {status} with a body that is not JSON", status_code=status
+            f"Kustomer answered {status} with a body that {error.reason}", status_code=status
         ) from None
     if not isinstance(document, dict):
         raise UnexpectedResponseError(
