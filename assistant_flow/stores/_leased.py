@@ -23,6 +23,8 @@ The state they hold (the loaded record, the staged one, the expected version) is
 
 from __future__ import annotations
 
+import itertools
+import os
 import secrets
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
@@ -42,6 +44,7 @@ __all__ = [
     "LeaseLock",
     "LeasedSession",
     "Leasing",
+    "RecordCache",
     "log_unlock_failed",
 ]
 
@@ -73,9 +76,34 @@ class AsyncLeasing(Protocol):
     ) -> None: ...
 
 
+class _Tokens:
+    """Lease owner tokens: a random prefix per process, and a counter.
+
+    Unique across processes and machines (128 random bits each process) and within one, and
+    unguessable by other workers, so no other worker can release or renew a lease; cheaper
+    than drawing 16 random bytes from the OS for every step. A forked child draws its own
+    prefix, so it never repeats its parent's tokens.
+    """
+
+    def __init__(self) -> None:
+        self.renew()
+
+    def renew(self) -> None:
+        self.prefix = secrets.token_hex(16) + "."
+        self.counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter):x}"
+
+
+_tokens = _Tokens()
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_tokens.renew)
+
+
 def new_token() -> str:
-    """A lease owner's token: unguessable, so no other worker can release or renew it."""
-    return secrets.token_hex(16)
+    """A lease owner's token: unique and unguessable (see :class:`_Tokens`)."""
+    return _tokens.next()
 
 
 def log_unlock_failed(conversation_id: str, exc: StoreUnavailableError) -> None:
@@ -87,6 +115,56 @@ def log_unlock_failed(conversation_id: str, exc: StoreUnavailableError) -> None:
     get_logger().warning("unlock_failed", conversation_id=conversation_id, error=str(exc))
 
 
+_Raw = TypeVar("_Raw", str, bytes)
+
+
+class RecordCache(Generic[_Raw]):
+    """The records a durable store last read or wrote, each with the exact text stored.
+
+    A step loads what this process's previous step on the conversation saved. When the text
+    read back is, byte for byte, the text kept here, the kept record is returned instead of
+    decoding the JSON again: a record read from its own JSON equals it (an invariant the tests
+    hold: ``ConversationRecord.from_json(record.to_json()) == record``), and records are
+    immutable. Any other text (another process saved, the record was edited or corrupted) is
+    decoded as before. Bounded: at most ``size`` conversations, oldest use dropped first, and
+    no text longer than ``max_text`` characters (a kept message's files).
+
+    Each operation is one or two dict calls, atomic in CPython, so threads may share it.
+    """
+
+    __slots__ = ("_entries", "_max_text", "_size")
+
+    def __init__(self, size: int = 1024, max_text: int = 8192) -> None:
+        self._entries: dict[str, tuple[_Raw, ConversationRecord]] = {}
+        self._size = size
+        self._max_text = max_text
+
+    def get(self, conversation_id: str, raw: _Raw) -> ConversationRecord | None:
+        """The kept record if ``raw`` is exactly the text it was kept with, else ``None``."""
+        entry = self._entries.get(conversation_id)
+        if entry is not None and entry[0] == raw:
+            return entry[1]
+        return None
+
+    def put(self, conversation_id: str, raw: _Raw, record: ConversationRecord) -> None:
+        """Keep ``record``, stored as ``raw``, as the conversation's latest."""
+        entries = self._entries
+        entries.pop(conversation_id, None)  # re-inserted last: the most recent use
+        if len(raw) > self._max_text:
+            return
+        if len(entries) >= self._size:
+            entries.pop(next(iter(entries), ""), None)
+        entries[conversation_id] = (raw, record)
+
+    def forget(self, conversation_id: str) -> None:
+        """Drop what is kept for the conversation (deleted)."""
+        self._entries.pop(conversation_id, None)
+
+    def clear(self) -> None:
+        """Drop everything (a store closing, or a benchmark measuring cold loads)."""
+        self._entries.clear()
+
+
 class _Lease(Generic[_L]):
     """A lease on one conversation, with the token that will own it."""
 
@@ -95,7 +173,7 @@ class _Lease(Generic[_L]):
     def __init__(self, store: _L, conversation_id: str) -> None:
         self._store = store
         self.conversation_id = conversation_id
-        self._token = new_token()
+        self._token = _tokens.next()
 
 
 class LeaseLock(_Lease[Leasing]):
@@ -144,9 +222,15 @@ class LeasedSession(StoreSession):
     __slots__ = ("_leases", "_token")
 
     def __init__(self, store: Store, leases: Leasing, conversation_id: str) -> None:
-        super().__init__(store, conversation_id)
+        # The base's attributes set here rather than through its __init__: one call less
+        # on every step (see _Step).
+        self._store = store
+        self.conversation_id = conversation_id
+        self.record = None
+        self._pending = None
+        self._lock = None
         self._leases = leases  # the same store, seen through its lease methods
-        self._token = new_token()
+        self._token = _tokens.next()
 
     def __enter__(self) -> Self:
         leases, conversation_id = self._leases, self.conversation_id
@@ -185,9 +269,13 @@ class AsyncLeasedSession(AsyncStoreSession):
     __slots__ = ("_leases", "_token")
 
     def __init__(self, store: AsyncStore, leases: AsyncLeasing, conversation_id: str) -> None:
-        super().__init__(store, conversation_id)
+        self._store = store
+        self.conversation_id = conversation_id
+        self.record = None
+        self._pending = None
+        self._lock = None
         self._leases = leases  # the same store, seen through its lease methods
-        self._token = new_token()
+        self._token = _tokens.next()
 
     async def __aenter__(self) -> Self:
         leases, conversation_id = self._leases, self.conversation_id

@@ -6,7 +6,9 @@ worker whose send outlasts the lease must not lose it, or the next worker would 
 record and send the same message again. So every store keeps the set of leases it holds, and
 one background renewer (a daemon thread, or an asyncio task for the async Redis store) extends
 all of them every third of ``lock_timeout``. Holding and dropping a lease is a dictionary
-update; the renewer starts on first use and sleeps while nothing is held.
+update, with no lock taken on a step's path (a single dict operation is atomic in CPython; the
+renewer copies the dict before reading it); the renewer starts on first use and sleeps while
+nothing is held.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ class _Held:
         self.closed = False
 
     def snapshot(self) -> Leases:
-        return [(conversation_id, token) for token, conversation_id in self.leases.items()]
+        # dict.copy() is one C call, atomic against a step's hold or drop on another thread;
+        # iterating the live dict would not be.
+        return [(conversation_id, token) for token, conversation_id in self.leases.copy().items()]
 
     def forget_lost(self, lost: list[str]) -> None:
         for token in lost:
@@ -87,10 +91,24 @@ class Renewer:
         self._held.leases.clear()
 
     def hold(self, conversation_id: str, token: str) -> None:
-        """Start renewing the lease ``token`` on ``conversation_id``."""
+        """Start renewing the lease ``token`` on ``conversation_id``.
+
+        On a step's path: one dict store, then the condition only when the thread must be
+        started or woken from its idle wait. Why skipping the condition is safe: the thread
+        sets ``_idle`` before it checks for leases (under the condition), and this stores the
+        lease before it reads ``_idle``; so either the thread sees the lease and does not
+        wait, or this sees ``_idle`` and notifies under the condition, which the thread only
+        releases by waiting.
+        """
+        self._held.leases[token] = conversation_id
+        if self._idle or self._thread is None:
+            self._start_or_wake()
+
+    def _start_or_wake(self) -> None:
         with self._wake:
-            self._held.leases[token] = conversation_id
-            if self._thread is None or not self._thread.is_alive():
+            if self._held.closed:
+                return
+            if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="assistant_flow-lease-renewer", daemon=True
                 )
@@ -99,9 +117,8 @@ class Renewer:
                 self._wake.notify()  # wake it only from its idle wait, never mid-period
 
     def drop(self, token: str) -> None:
-        """Stop renewing the lease ``token`` (before releasing it)."""
-        with self._wake:
-            self._held.leases.pop(token, None)
+        """Stop renewing the lease ``token`` (before releasing it): one dict operation."""
+        self._held.leases.pop(token, None)
 
     def close(self) -> None:
         """Stop the thread; leases still held lapse by themselves."""
@@ -113,12 +130,26 @@ class Renewer:
             thread.join()
 
     def _run(self) -> None:
+        try:
+            self._renew_until_closed()
+        finally:
+            # However the thread ends, the next hold starts a new one.
+            with self._wake:
+                if self._thread is threading.current_thread():
+                    self._thread = None
+                    self._idle = False
+
+    def _renew_until_closed(self) -> None:
         held = self._held
         while True:
             with self._wake:
-                while not held.leases and not held.closed:
-                    self._idle = True
-                    self._wake.wait()
+                # Idle is announced before the leases are looked at: see hold(). Woken by a
+                # hold, run a period even if that lease is already dropped (a step is far
+                # shorter than a period): going back to the idle wait would have every step
+                # wake the thread again.
+                self._idle = True
+                if not held.leases and not held.closed:
+                    self._wake.wait()  # a Condition wakes only when notified
                 self._idle = False
                 # A full period, whatever is held or dropped meanwhile: renewing costs a
                 # write, so it never happens more often than this.
