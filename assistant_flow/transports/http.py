@@ -14,8 +14,9 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import ClassVar
 
 import httpx
@@ -46,6 +47,10 @@ __all__ = ["DEFAULT_TIMEOUT", "AsyncHTTPTransport", "HTTPTransport", "default_id
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 """Per request: 5 s to connect, 10 s for each read, write and pool wait."""
+
+# The pool of AsyncHTTPTransport.with_aiohttp unless given: aiohttp's own default of 100
+# connections, each kept alive while idle for httpx's 5 s.
+_AIOHTTP_LIMITS = httpx.Limits(max_connections=100, keepalive_expiry=5.0)
 
 # A key with whitespace or control characters would split or corrupt the header.
 _KEY_SHAPE = re.compile(r"[\x21-\x7e]+")
@@ -420,7 +425,9 @@ class AsyncHTTPTransport(_HTTPConfig, AsyncTransport):
     """The asyncio twin of :class:`HTTPTransport`, for ``AsyncFlow``; the same options.
 
     ``client`` is an ``httpx.AsyncClient``; :meth:`aclose` (or ``async with``) closes the
-    client only if the transport opened it.
+    client only if the transport opened it. For many concurrent sends, open it with
+    :meth:`with_aiohttp` (the ``aiohttp`` extra): the same transport over aiohttp's
+    connection pool instead of httpcore's.
     """
 
     sync_twin: ClassVar[str | None] = "HTTPTransport"
@@ -459,6 +466,55 @@ class AsyncHTTPTransport(_HTTPConfig, AsyncTransport):
         self._owns_client = client is None
         self.client = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT) if client is None else client
 
+    @classmethod
+    def with_aiohttp(
+        cls,
+        base_url: str,
+        api_key: str,
+        *,
+        limits: httpx.Limits | None = None,
+        customer_id: CustomerId = None,
+        routes: Routes = Routes(),  # noqa: B008 - frozen, so one shared default is safe
+        retry: Retry = Retry(),  # noqa: B008 - frozen, as above
+        timeout: httpx.Timeout | float | None = None,
+        attachment_limits: AttachmentLimits = AttachmentLimits(),  # noqa: B008 - frozen
+        idempotency_key: IdempotencyKey = default_idempotency_key,
+        logger: Logger | None = None,
+    ) -> AsyncHTTPTransport:
+        """The fast path: this transport on an ``httpx.AsyncClient`` backed by aiohttp.
+
+        Needs the ``aiohttp`` extra (``pip install 'assistant-flow[aiohttp]'``: aiohttp and
+        httpx-aiohttp). The requests, retries, keys and errors are the same as on the
+        default client; only the connection pool underneath changes, aiohttp's instead of
+        httpcore's, which stays fast at many concurrent sends (``docs/performance.md``).
+        ``limits`` (an ``httpx.Limits``; by default 100 connections, each kept 5 s idle):
+        ``max_connections`` caps the open connections, and aiohttp keeps every one of them
+        alive for ``keepalive_expiry`` seconds (``max_keepalive_connections`` is not used).
+        The transport owns the client: :meth:`aclose` (or ``async with``) closes it. The
+        other options are those of the constructor.
+
+        aiohttp's failures reach the retry plan as the httpx errors httpx's own pool would
+        raise: a refused connection is ``httpx.ConnectError`` and a server that closes
+        before answering ``httpx.RemoteProtocolError`` (``httpx_aiohttp`` alone reports
+        both as ``httpx.ConnectTimeout``), a body cut short ``httpx.ReadError``, a read
+        past its timeout ``httpx.ReadTimeout``.
+        """
+        client = _aiohttp_client(limits)  # opens nothing until the first request
+        transport = cls(
+            base_url,
+            api_key,
+            client=client,
+            customer_id=customer_id,
+            routes=routes,
+            retry=retry,
+            timeout=timeout,
+            attachment_limits=attachment_limits,
+            idempotency_key=idempotency_key,
+            logger=logger,
+        )
+        transport._owns_client = True
+        return transport
+
     async def asend(self, message: SendMessageOptions) -> SentMessage:
         """Upload ``message``'s files, post it, and return Kustomer's ``callbackResponse``."""
         plan = self._plan(self.client, message)
@@ -491,6 +547,133 @@ class AsyncHTTPTransport(_HTTPConfig, AsyncTransport):
         """Close the httpx client if this transport opened it; a caller's client stays open."""
         if self._owns_client:
             await self.client.aclose()
+
+
+def _aiohttp_client(limits: httpx.Limits | None) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` whose requests go through aiohttp (``httpx_aiohttp``)."""
+    try:
+        from httpx_aiohttp import AiohttpTransport  # noqa: PLC0415 - the optional extra
+    except ImportError as missing:
+        raise ImportError(
+            "AsyncHTTPTransport.with_aiohttp needs the `aiohttp` extra: "
+            "pip install 'assistant-flow[aiohttp]'"
+        ) from missing
+    if limits is None:
+        limits = _AIOHTTP_LIMITS
+    if not isinstance(limits, httpx.Limits):
+        raise ConfigurationError(f"`limits` must be an httpx.Limits, got {type(limits).__name__}")
+    return httpx.AsyncClient(
+        transport=_AiohttpErrors(AiohttpTransport(limits=limits)), timeout=DEFAULT_TIMEOUT
+    )
+
+
+class _AiohttpErrors(httpx.AsyncBaseTransport):
+    """``httpx_aiohttp``'s transport, with aiohttp's failures named as httpcore names them.
+
+    httpx_aiohttp maps every ``aiohttp.ClientConnectionError`` that is no timeout to
+    ``httpx.ConnectTimeout`` (a refused connection, a server that closed the connection
+    before answering, a reset), so the transport would report a timeout where no time ran
+    out, and it lets an answer aiohttp cannot parse through as aiohttp's own error, which
+    the retry plan does not know. Here each becomes the httpx error httpx's own pool raises
+    for it (:func:`_httpx_error_for`), in the head and in the body of an answer.
+
+    The cause kept under each is aiohttp's error as text (:class:`AiohttpError`): aiohttp's
+    parser errors quote the bytes the server sent, in attributes no scrubber reaches, and a
+    server could echo the API key there; as text, the transport scrubs it like any other.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        import aiohttp  # noqa: PLC0415 - the optional extra, there once httpx_aiohttp is
+
+        self._inner = inner
+        self._aiohttp = aiohttp
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = await self._inner.handle_async_request(request)
+        except (httpx.TransportError, self._aiohttp.ClientError, TimeoutError) as exc:
+            renamed = _renamed(exc, request, self._aiohttp)
+            raise renamed from renamed.__cause__
+        inner = response.stream
+        assert isinstance(inner, httpx.AsyncByteStream)
+        response.stream = _AiohttpBody(inner, request, self._aiohttp)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _AiohttpBody(httpx.AsyncByteStream):
+    """An answer's body from aiohttp, its failures renamed as in :class:`_AiohttpErrors`."""
+
+    def __init__(
+        self, inner: httpx.AsyncByteStream, request: httpx.Request, aiohttp: ModuleType
+    ) -> None:
+        self._inner = inner
+        self._request = request
+        self._aiohttp = aiohttp
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._inner:
+                yield chunk
+        except (httpx.TransportError, self._aiohttp.ClientError, TimeoutError) as exc:
+            renamed = _renamed(exc, self._request, self._aiohttp)
+            raise renamed from renamed.__cause__
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        except (httpx.TransportError, self._aiohttp.ClientError, TimeoutError) as exc:
+            renamed = _renamed(exc, self._request, self._aiohttp)
+            raise renamed from renamed.__cause__
+
+
+class AiohttpError(Exception):
+    """What aiohttp raised, as text: the ``__cause__`` of the httpx error it became."""
+
+
+def _renamed(exc: Exception, request: httpx.Request, aiohttp: ModuleType) -> Exception:
+    """The httpx error for ``exc``, with aiohttp's own error (if any) as text under it.
+
+    Raised ``from`` that text, so the aiohttp error itself (the context) is not printed.
+    """
+    original = exc.__cause__ if isinstance(exc, httpx.HTTPError) else exc
+    if not isinstance(original, aiohttp.ClientError | TimeoutError):
+        return exc  # an httpx error of httpx's own making: as it is
+    kind = _httpx_error_for(original, exc, aiohttp)
+    renamed = kind(str(original), request=request)
+    name = f"{type(original).__module__}.{type(original).__qualname__}"
+    renamed.__cause__ = AiohttpError(f"{name}: {original}")
+    return renamed
+
+
+def _httpx_error_for(
+    original: BaseException, mapped: Exception, aiohttp: ModuleType
+) -> type[httpx.TransportError]:
+    """The error httpx's own pool (httpcore) raises where aiohttp raised ``original``.
+
+    ``mapped`` is what httpx_aiohttp made of it (or ``original`` itself, left unmapped).
+    """
+    if isinstance(original, TimeoutError):
+        # httpx_aiohttp names these right: ReadTimeout for a read, ConnectTimeout else.
+        timeout = isinstance(mapped, httpx.TimeoutException)
+        return type(mapped) if timeout else httpx.TimeoutException  # type: ignore[return-value]
+    # The first match wins: proxies before connecting, connecting before the rest.
+    for aiohttp_errors, httpx_error in (
+        ((aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError), httpx.ProxyError),
+        # refused, unreachable, a failed TLS handshake
+        ((aiohttp.ClientConnectorError,), httpx.ConnectError),
+        # closed before answering; an answer that is not HTTP
+        ((aiohttp.ServerDisconnectedError, aiohttp.ClientResponseError), httpx.RemoteProtocolError),
+        # a reset, a body cut short
+        ((aiohttp.ClientConnectionError, aiohttp.ClientPayloadError), httpx.ReadError),
+    ):
+        if isinstance(original, aiohttp_errors):
+            return httpx_error
+    if isinstance(mapped, httpx.TransportError):
+        return type(mapped)  # e.g. httpx.UnsupportedProtocol for a URL aiohttp refuses
+    return httpx.TransportError
 
 
 def _send_within(client: httpx.Client, step: _Call) -> httpx.Response:
