@@ -108,9 +108,8 @@ def main() -> None:
             fast = figures["flow, fast path"]
             print(f"  fast path / bare aiohttp {fast / figures['bare aiohttp']:>5.2f}")
             print(f"  fast path / raw httpx    {fast / figures['raw httpx']:>5.2f}")
-            print(
-                f"  default / raw httpx      {figures['flow, default'] / figures['raw httpx']:>5.2f}"
-            )
+            default = figures["flow, default"]
+            print(f"  default / raw httpx      {default / figures['raw httpx']:>5.2f}")
 
 
 if __name__ == "__main__":
