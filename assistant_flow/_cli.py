@@ -238,6 +238,12 @@ def _stub(arguments: list[str], out: TextIO, err: TextIO) -> int:
         return EXIT_OK if code is None else code if isinstance(code, int) else EXIT_USAGE
 
 
+def _package_version() -> str:
+    from . import __version__  # noqa: PLC0415 - the package imports this module
+
+    return __version__
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_PROG,
@@ -245,6 +251,7 @@ def _parser() -> argparse.ArgumentParser:
         "lifecycle, serve a local Kustomer stub, export the wire schema.",
         epilog="Exit status: 0 all passed, 1 a dialog failed, 2 a usage or script mistake.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_package_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     run = commands.add_parser(
         "run",

@@ -152,7 +152,7 @@ def test_usage_mistakes_exit_2_without_a_traceback(tmp_path: Path) -> None:
     assert "argument COMMAND: invalid choice: 'frobnicate'" in err
     code, out, _ = cli("--help")
     assert code == 0
-    assert out.startswith("usage: assistant-flow [-h] COMMAND ...")
+    assert out.startswith("usage: assistant-flow [-h] [--version] COMMAND ...")
     for command in ("run", "diagram", "stub", "schema"):
         assert f"    {command} " in out
 
@@ -343,3 +343,11 @@ def test_the_stub_command_help_and_mistakes() -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert done.stderr.splitlines()[-1].startswith("assistant-flow stub: error: ")
+
+
+def test_the_command_says_its_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import assistant_flow
+    from assistant_flow._cli import main
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"assistant-flow {assistant_flow.__version__}"

@@ -1349,3 +1349,12 @@ async def test_a_streamed_answer_is_decoded_as_sent(mode: str) -> None:
     finally:
         server.stop()
     assert sent.message_id == "msg_1"
+
+
+@pytest.mark.parametrize("root", ["https://acme.api.kustomerapp.com/v2.1", "https://a.test/v2.1/"])
+def test_a_base_url_ending_in_the_version_is_refused_rather_than_doubled(root: str) -> None:
+    from assistant_flow import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=r"/v2\.1") as caught:
+        HTTPTransport(root, api_key="k")
+    assert caught.value.field == "base_url"

@@ -103,7 +103,15 @@ def check_base_url(base_url: object, field: str = "base_url") -> str:
             f"`{field}` must hold no credentials, query or fragment: pass the key as `api_key`",
             field=field,
         )
-    return str(url).rstrip("/")
+    root = str(url).rstrip("/")
+    if root.endswith("/v2.1"):
+        # The routes start with /v2.1 already; a root ending in it would double it silently.
+        raise InvalidInputError(
+            f"`{field}` ends in /v2.1, which every route already starts with: pass the org's "
+            "root, such as 'https://{org}.api.kustomerapp.com'",
+            field=field,
+        )
+    return root
 
 
 def message_body(
