@@ -6,20 +6,25 @@ Starts its own redis-server on a free loopback port (no persistence) and a SQLit
 temporary folder, and stops/removes both at the end. Prints, from one process:
 
 * Redis round trips per send, counted on the client (every command written to a socket)
-  and on the server (``INFO commandstats``), for a reply and for a first reply;
+  and on the server (``MONITOR``: commands from clients, not the scripts' own calls), for a
+  reply and for a first reply;
 * the median time of ``flow.conversation(id).send_message(...)`` on RedisStore +
   MemoryTransport, as a ratio to a bare ``GET`` + ``SET`` pair through the same redis-py
   client, batches interleaved in the same run; also the pair on one connection held out of
   the pool (what the wire costs, without redis-py's per-command pool work);
 * SQLite sends per second on SQLiteStore + MemoryTransport, as a ratio to a bare
-  ``UPDATE ... WHERE id = ?`` (autocommit) on the same file writing a new value each time,
-  also interleaved; and to the same UPDATE writing the value already stored, which SQLite
-  turns into no write at all (the baseline before 2026-12: it flattered the bare side);
+  ``UPDATE ... WHERE id = ?`` (autocommit) writing a new value each time, in a file of its
+  own next to the store's with the same settings (so each side pays for its own WAL
+  checkpoints), also interleaved; and to the same UPDATE writing the value already stored,
+  which SQLite turns into no write at all (the baseline before 2026-12, which made every
+  ratio larger);
 * all of it again from ``--processes`` worker processes at once (4 by default), each on its
   own conversations, rounds interleaved: the flow's workers against as many doing the bare
   operation, as aggregate time per send.
 
-The rows "record not cached" clear the store's record cache before each send, as when
+Each ratio is the median over the rounds of one batch against the bare batch of the same
+round, so a slow spell of a shared machine weighs on both sides of it. The rows "record not
+cached" clear the store's record cache before each send, as when
 another process saved the record last: the JSON is then decoded as well.
 
 structlog drops info events in every process (``structlog.make_filtering_bound_logger(
@@ -137,8 +142,8 @@ def measure(
     contenders: dict[str, Callable[[str], object]],
     ids_for: dict[str, Callable[[], Sequence[str]]],
     repeats: int,
-) -> dict[str, float]:
-    """Median seconds per call of each contender, batches interleaved round-robin."""
+) -> dict[str, list[float]]:
+    """Seconds per call of each contender in each round; batches interleaved round-robin."""
     samples: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, call in contenders.items():
@@ -147,7 +152,21 @@ def measure(
             for cid in ids:
                 call(cid)
             samples[name].append((time.perf_counter() - start) / len(ids))
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return samples
+
+
+def summary(samples: dict[str, list[float]], baseline: str) -> dict[str, tuple[float, float]]:
+    """Each contender's median seconds per call, and its ratio to ``baseline``: the median of
+    the rounds' ratios, each batch against the baseline's batch of the same round (so a slow
+    spell of the shared machine weighs on both sides of a ratio, not on one median)."""
+    base = samples[baseline]
+    return {
+        name: (
+            statistics.median(values),
+            statistics.median(value / bare for value, bare in zip(values, base, strict=True)),
+        )
+        for name, values in samples.items()
+    }
 
 
 class Fixture:
@@ -173,7 +192,7 @@ class Fixture:
 
     def cold_reply(self, cid: str) -> None:
         """A reply whose record this store did not write or read last: decoded from JSON."""
-        cache = getattr(self.store, "_records", None)  # SQLite's decode cache, if any
+        cache = getattr(self.store, "_records", None)  # none in stores before 2026-12
         if cache is not None:
             cache.clear()
         self.reply(cid)
@@ -221,9 +240,10 @@ def bare_redis_held(client: redis.Redis) -> Callable[[str], None]:
 def bare_sqlite(path: Path, ids: Sequence[str]) -> tuple[sqlite3.Connection, Callable[[str], None]]:
     """An autocommit UPDATE of one row that writes a new value each time.
 
-    On a connection set up as the store's (WAL, ``synchronous=NORMAL``: no fsync a commit).
+    In ``path``'s own sibling file ``bare.db``, on a connection set up as the store's (WAL,
+    ``synchronous=NORMAL``: no fsync a commit).
     """
-    bare = sqlite3.connect(path, isolation_level=None, timeout=30)
+    bare = sqlite3.connect(path.with_name("bare.db"), isolation_level=None, timeout=30)
     bare.execute("PRAGMA journal_mode=WAL")
     bare.execute("PRAGMA synchronous=NORMAL")
     rows = [(cid, BODY) for cid in ids]
@@ -252,13 +272,31 @@ def bare_sqlite_same(bare: sqlite3.Connection) -> Callable[[str], None]:
 # --- one process --------------------------------------------------------------------------
 
 
-def server_calls(client: redis.Redis) -> dict[str, int]:
-    stats = client.info("commandstats")
-    return {
-        name.removeprefix("cmdstat_"): int(value["calls"])
-        for name, value in stats.items()
-        if name != "cmdstat_info"
-    }
+def server_commands(port: int, run: Callable[[], object]) -> list[str]:
+    """The commands Redis received from clients while ``run()`` ran, seen through MONITOR.
+
+    Commands a script issues (``redis.call``) are left out: they are not round trips.
+    """
+    marker = redis.Redis(port=port)
+    watcher = redis.Redis(port=port)
+    seen: list[str] = []
+    with watcher.monitor() as monitor:  # type: ignore[no-untyped-call]
+        marker.echo("store_cost:start")
+        run()
+        marker.echo("store_cost:end")
+        counting = False
+        while True:
+            command = monitor.next_command()
+            text = str(command["command"])
+            if text == "ECHO store_cost:start":
+                counting = True
+            elif text == "ECHO store_cost:end":
+                break
+            elif counting and command["client_type"] != "lua":
+                seen.append(text.split(" ", 1)[0].upper())
+    marker.close()
+    watcher.close()
+    return seen
 
 
 def redis_figures(port: int, args: argparse.Namespace) -> dict[str, float]:
@@ -267,30 +305,30 @@ def redis_figures(port: int, args: argparse.Namespace) -> dict[str, float]:
     )
     bench = Fixture(store, args.conversations)
     bare = store.client
-    counter = redis.Redis(port=port)
 
     # Warm up: the first use of each script loads it into Redis (one extra round trip once).
     bench.reply(conversation_id(0))
     bench.reply(bench.awaiting(1)[0])
 
-    def trips(call: Callable[[str], object], ids: Sequence[str]) -> tuple[float, float, float]:
-        """Round trips per send: on the client; on the server, all and EVALSHA alone."""
-        before, calls = CountingConnection.sent, server_calls(counter)
+    def trips(
+        call: Callable[[str], object], ids: Sequence[str], watched: Sequence[str]
+    ) -> tuple[float, float, float]:
+        """Round trips per send: counted on the client over ``ids``; on the server over
+        ``watched`` (all commands, and EVALSHA alone)."""
+        before = CountingConnection.sent
         for cid in ids:
             call(cid)
-        after = server_calls(counter)
         client = (CountingConnection.sent - before) / len(ids)
-        total = sum(after.values()) - sum(calls.values())
-        scripts = after.get("evalsha", 0) - calls.get("evalsha", 0)
-        return client, total / len(ids), scripts / len(ids)
+        seen = server_commands(port, lambda: [call(cid) for cid in watched])
+        return client, len(seen) / len(watched), seen.count("EVALSHA") / len(watched)
 
-    reply_trips = trips(bench.reply, bench.ids(args.batch))
-    first_trips = trips(bench.reply, bench.awaiting(args.batch))
+    reply_trips = trips(bench.reply, bench.ids(args.batch), bench.ids(args.batch))
+    first_trips = trips(bench.reply, bench.awaiting(args.batch), bench.awaiting(args.batch))
 
     def ids() -> list[str]:
         return bench.ids(args.batch)
 
-    timed = measure(
+    samples = measure(
         {
             "bare": bare_redis(bare),
             "held": bare_redis_held(bare),
@@ -307,8 +345,8 @@ def redis_figures(port: int, args: argparse.Namespace) -> dict[str, float]:
         },
         args.repeats,
     )
-    counter.close()
     store.close()
+    timed = summary(samples, "bare")
     return {
         "redis_reply_round_trips": reply_trips[0],
         "redis_first_reply_round_trips": first_trips[0],
@@ -316,8 +354,8 @@ def redis_figures(port: int, args: argparse.Namespace) -> dict[str, float]:
         "redis_reply_server_evalsha": reply_trips[2],
         "redis_first_server_calls": first_trips[1],
         "redis_first_server_evalsha": first_trips[2],
-        **{f"redis_{name}_us": seconds * 1e6 for name, seconds in timed.items()},
-        **{f"redis_{name}_ratio": seconds / timed["bare"] for name, seconds in timed.items()},
+        **{f"redis_{name}_us": seconds * 1e6 for name, (seconds, _) in timed.items()},
+        **{f"redis_{name}_ratio": ratio for name, (_, ratio) in timed.items()},
     }
 
 
@@ -330,7 +368,7 @@ def sqlite_figures(directory: Path, args: argparse.Namespace) -> dict[str, float
     def ids() -> list[str]:
         return bench.ids(args.batch)
 
-    timed = measure(
+    samples = measure(
         {
             "bare": bare_update,
             "same": bare_sqlite_same(connection),
@@ -349,10 +387,11 @@ def sqlite_figures(directory: Path, args: argparse.Namespace) -> dict[str, float
     )
     connection.close()
     store.close()
+    timed, same = summary(samples, "bare"), summary(samples, "same")
     return {
-        **{f"sqlite_{name}_per_s": 1 / seconds for name, seconds in timed.items()},
-        **{f"sqlite_{name}_ratio": seconds / timed["bare"] for name, seconds in timed.items()},
-        **{f"sqlite_{name}_same_ratio": seconds / timed["same"] for name, seconds in timed.items()},
+        **{f"sqlite_{name}_per_s": 1 / seconds for name, (seconds, _) in timed.items()},
+        **{f"sqlite_{name}_ratio": ratio for name, (_, ratio) in timed.items()},
+        **{f"sqlite_{name}_same_ratio": ratio for name, (_, ratio) in same.items()},
     }
 
 
@@ -420,7 +459,7 @@ def processes_figures(kind: str, where: str, args: argparse.Namespace) -> dict[s
         pipes.append(ours)
         workers.append(process)
     try:
-        medians = run_rounds(kind, pipes, args)
+        timed = summary(run_rounds(kind, pipes, args), "bare")
         for process in workers:
             process.join(30)
     finally:
@@ -428,15 +467,14 @@ def processes_figures(kind: str, where: str, args: argparse.Namespace) -> dict[s
             if process.is_alive():
                 process.terminate()
     return {
-        **{f"{kind}_{name}_procs_s": seconds for name, seconds in medians.items()},
-        **{
-            f"{kind}_{name}_procs_ratio": seconds / medians["bare"]
-            for name, seconds in medians.items()
-        },
+        **{f"{kind}_{name}_procs_s": seconds for name, (seconds, _) in timed.items()},
+        **{f"{kind}_{name}_procs_ratio": ratio for name, (_, ratio) in timed.items()},
     }
 
 
-def run_rounds(kind: str, pipes: list[Connection], args: argparse.Namespace) -> dict[str, float]:
+def run_rounds(
+    kind: str, pipes: list[Connection], args: argparse.Namespace
+) -> dict[str, list[float]]:
     """Each round, every worker runs one batch of each contender at the same time."""
     for pipe in pipes:
         if pipe.recv() != "ready":
@@ -455,7 +493,7 @@ def run_rounds(kind: str, pipes: list[Connection], args: argparse.Namespace) -> 
             values.append(wall / (args.batch * len(pipes)))
     for pipe in pipes:
         pipe.send(None)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return samples
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -473,7 +511,7 @@ def report(results: dict[str, float], args: argparse.Namespace) -> None:
         f"first reply (record saved) {results['redis_first_reply_round_trips']:.2f}"
     )
     print(
-        "Redis commands per send, counted by the server (INFO commandstats): "
+        "Redis commands per send, as the server received them (MONITOR): "
         f"reply {results['redis_reply_server_calls']:.2f} "
         f"(EVALSHA {results['redis_reply_server_evalsha']:.2f}), "
         f"first reply {results['redis_first_server_calls']:.2f} "
@@ -516,8 +554,8 @@ def report(results: dict[str, float], args: argparse.Namespace) -> None:
             )
         print(row)
     print(
-        "ratio: against the bare operation in the same column's runs; (same): against the "
-        "UPDATE of the same value, which writes no page"
+        "ratio: median over rounds of each batch against the bare batch of the same round; "
+        "(same): against the UPDATE of the same value, which writes no page"
     )
 
 

@@ -1,7 +1,9 @@
 """What RedisStore and AsyncRedisStore share: options, keys, script arguments, replies, errors.
 
 Everything here is computation on the store's side of the wire; the two stores only send what
-it builds and wait for the reply, one blocking and one awaiting.
+it builds and wait for the reply, one blocking and one awaiting. A step's keys and arguments
+are built as bytes, encoded once as the client would (its ``encoding``), so redis-py has
+nothing left to encode, and :func:`pack_evalsha` can write the command itself.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from .._exceptions import (
     LockLostError,
     StoreUnavailableError,
 )
+from ._leased import RecordCache
 from ._options import check_timeouts
 from ._redis_scripts import LOCK_AND_LOAD, LOCK_LOST, RENEW, SAVE_AND_UNLOCK, SAVED, UNLOCK
 from ._waiting import Backoff, timed_out
 
-__all__ = ["DEFAULT_PREFIX", "RedisStoreBase"]
+__all__ = ["DEFAULT_PREFIX", "RedisStoreBase", "pack_evalsha"]
 
 DEFAULT_PREFIX = "assistant_flow:"
 
@@ -57,6 +60,16 @@ class RedisStoreBase(Generic[_Client]):
         self._lease_ms = max(1, round(lock_timeout * 1000))
         self._ttl_ms = 0 if ttl is None else max(1, round(ttl * 1000))
         self._where = _describe(client)
+        encoder = client.get_encoder() if hasattr(client, "get_encoder") else None
+        self._encoding: str = getattr(encoder, "encoding", "utf-8")
+        self._encoding_errors: str = getattr(encoder, "encoding_errors", "strict")
+        # What GET and the scripts return: str when the client decodes replies, else bytes.
+        self._decodes = bool(getattr(encoder, "decode_responses", False))
+        self._prefix_bytes = self._encode(prefix)
+        self._lease_arg = b"%d" % self._lease_ms
+        self._ttl_arg = b"%d" % self._ttl_ms
+        self._max_version_arg = b"%d" % MAX_VERSION
+        self._records: RecordCache[Any] = RecordCache()
         self._lock_and_load = client.register_script(LOCK_AND_LOAD)
         self._save_and_unlock = client.register_script(SAVE_AND_UNLOCK)
         self._unlock = client.register_script(UNLOCK)
@@ -95,35 +108,52 @@ class RedisStoreBase(Generic[_Client]):
 
     # --- what to send ---------------------------------------------------------------------
 
-    def _keys(self, conversation_id: str) -> list[str]:
-        """The lock key and the record key, in that order (the scripts' KEYS)."""
+    def _encode(self, text: str) -> bytes:
+        return text.encode(self._encoding, self._encoding_errors)
+
+    def _keys(self, conversation_id: str) -> list[bytes]:
+        """The lock key and the record key, in that order (the scripts' KEYS), as bytes."""
         record = self._record_key(conversation_id)
-        return [f"{record}:lock", record]
+        return [record + b":lock", record]
 
-    def _record_key(self, conversation_id: str) -> str:
-        return f"{self.prefix}{{{conversation_id}}}"
+    def _record_key(self, conversation_id: str) -> bytes:
+        return b"%b{%b}" % (self._prefix_bytes, self._encode(conversation_id))
 
-    def _lock_args(self, token: str) -> list[Any]:
+    def _lock_args(self, token: str) -> list[bytes]:
         """ARGV for LOCK_AND_LOAD and RENEW: the owner and the lease."""
-        return [token, self._lease_ms]
+        return [token.encode("ascii"), self._lease_arg]
 
-    def _unlock_args(self, token: str) -> list[Any]:
-        return [token, self._ttl_ms]
+    def _unlock_args(self, token: str) -> list[bytes]:
+        return [token.encode("ascii"), self._ttl_arg]
 
-    def _save_args(self, token: str, expected: int, record: ConversationRecord) -> list[Any]:
-        return [token, expected, record.to_json(), self._ttl_ms, MAX_VERSION]
+    def _save_args(self, token: str, expected: int, record: ConversationRecord) -> list[bytes]:
+        return self._save_text_args(token, expected, self._encode(record.to_json()))
+
+    def _save_text_args(self, token: str, expected: int, text: bytes) -> list[bytes]:
+        """ARGV for SAVE_AND_UNLOCK, with the record's JSON already encoded."""
+        owner = token.encode("ascii")
+        return [owner, b"%d" % expected, text, self._ttl_arg, self._max_version_arg]
+
+    def _saved(self, record: ConversationRecord, text: bytes) -> None:
+        """Remember a record just saved, as the text a later load will read back."""
+        raw = text.decode(self._encoding, self._encoding_errors) if self._decodes else text
+        self._records.put(record.conversation_id, raw, record)
 
     # --- what came back -------------------------------------------------------------------
 
     def _decode(self, conversation_id: str, raw: bytes | str | None) -> ConversationRecord | None:
         if raw is None:
             return None
+        record = self._records.get(conversation_id, raw)
+        if record is not None:
+            return record  # exactly what this store last saved or read: see RecordCache
         record = ConversationRecord.from_json(raw)
         if record.conversation_id != conversation_id:
             raise CorruptRecordError(
                 f"the record under conversation {conversation_id!r} belongs to "
                 f"{record.conversation_id!r}"
             )
+        self._records.put(conversation_id, raw, record)
         return record
 
     def _next_pause(self, conversation_id: str, backoff: Backoff, held_ms: Any) -> float:  # noqa: ANN401
@@ -154,16 +184,18 @@ class RedisStoreBase(Generic[_Client]):
     def _failures(self, action: str) -> Iterator[None]:
         """Turn redis-py's errors into StoreUnavailableError with a message that says why."""
         if self._closed:
-            # Even on a client the caller still has open: a closed store renews no lease,
-            # so a step on it would lose its lock silently.
-            raise StoreUnavailableError(
-                f"{type(self).__name__} at {self._where} was closed; cannot {action} "
-                "(make a new store)"
-            )
+            raise self._closed_error(action)
         try:
             yield
         except RedisError as exc:
             raise self._unavailable(action, exc) from exc
+
+    def _closed_error(self, action: str) -> StoreUnavailableError:
+        # Even on a client the caller still has open: a closed store renews no lease, so a
+        # step on it would lose its lock silently.
+        return StoreUnavailableError(
+            f"{type(self).__name__} at {self._where} was closed; cannot {action} (make a new store)"
+        )
 
     def _unavailable(self, action: str, exc: RedisError) -> StoreUnavailableError:
         if isinstance(exc, redis.AuthenticationError):
@@ -187,6 +219,19 @@ class RedisStoreBase(Generic[_Client]):
         return StoreUnavailableError(
             f"could not {action} the conversation: {why} ({type(exc).__name__}). {after}."
         )
+
+
+def pack_evalsha(sha: str, keys: Sequence[bytes], args: Sequence[bytes]) -> bytes:
+    """``EVALSHA sha numkeys *keys *args`` in Redis's wire protocol (RESP), from bytes.
+
+    What redis-py's packer writes for the same command, without its per-argument type checks
+    and encoding (everything here is bytes already).
+    """
+    parts = [sha.encode("ascii"), b"%d" % len(keys), *keys, *args]
+    out = [b"*%d\r\n$7\r\nEVALSHA\r\n" % (len(parts) + 1)]
+    for part in parts:
+        out.append(b"$%d\r\n%b\r\n" % (len(part), part))
+    return b"".join(out)
 
 
 def _before_sending(exc: RedisError) -> bool:
